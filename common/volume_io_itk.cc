@@ -1,0 +1,1 @@
+#include "common/volume_io.h"

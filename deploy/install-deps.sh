@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs every build, test and runtime dependency of clisc from Debian 12's archive.
+# Idempotent: packages already present are left alone, so a second run is quick.
+# Run as root (or through sudo). Usage: deploy/install-deps.sh [--with-bench]
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config ccache git clang-format
+  # numerics and models
+  libtorch-dev libopenblas0-pthread
+  # medical imaging IO
+  libinsighttoolkit5-dev zlib1g-dev libpng-dev
+  # distributed runtime
+  libzmq3-dev cppzmq-dev libhiredis-dev redis-server
+  libsqlite3-dev sqlite3 protobuf-compiler libprotobuf-dev
+  # support libraries
+  libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  # tests
+  libgtest-dev libgmock-dev
+  # real brain anatomy for the synthetic data (Colin27)
+  mricron-data
+  # python tooling used by bench/ and fixture checks
+  python3 python3-numpy python3-scipy python3-nibabel
+)
+
+if [[ "${1:-}" == "--with-bench" ]]; then
+  packages+=(python3-torch python3-celery python3-distributed hyperfine)
+fi
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then sudo_cmd=(sudo); else
+    echo "install-deps: run as root or install sudo" >&2; exit 1
+  fi
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# redis-server's package starts a system instance; the project runs its own on chosen ports.
+echo "install-deps: done"
