@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds clisc with the release preset (ccache, Ninja when present, -j2 by default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="${CLISC_BUILD_JOBS:-2}"
+generator=()
+if command -v ninja >/dev/null && [[ ! -f build/release/CMakeCache.txt ]]; then generator=(-G Ninja); fi
+cmake --preset release "${generator[@]}" >/dev/null
+cmake --build --preset release -j "$jobs"
