@@ -89,7 +89,7 @@ std::string FormatEventText(std::string_view event, const std::vector<LogField>&
     line += f.key;
     line += '=';
     if (NeedsQuoting(f.value)) {
-      line += nlohmann::json(f.value).dump();
+      line += nlohmann::json(f.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     } else {
       line += f.value;
     }
