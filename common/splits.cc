@@ -140,6 +140,14 @@ std::string CaseIdFromImagePath(std::string_view image_path) {
   if (slash != std::string_view::npos) s = s.substr(slash + 1);
   if (EndsWith(s, ".gz")) s.remove_suffix(3);
   while (EndsWith(s, ".nii")) s.remove_suffix(4);
+  // Raw-layout paths name a modality file (BraTS20_Training_001_flair, BraTS-GLI-00000-000-t2f);
+  // the case id is the stem without that suffix. Preprocessed paths are the bare id already.
+  for (std::string_view suffix : {"_flair", "_t1ce", "_t1", "_t2", "-t2f", "-t1c", "-t1n", "-t2w"}) {
+    if (EndsWith(s, suffix)) {
+      s.remove_suffix(suffix.size());
+      break;
+    }
+  }
   return std::string(s);
 }
 

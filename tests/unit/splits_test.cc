@@ -29,6 +29,12 @@ TEST(SplitsTest, CaseIdFromImagePath) {
             "BraTS20_Training_002");
   EXPECT_EQ(CaseIdFromImagePath("C:\\data\\BraTS2021_00012.nii.gz "), "BraTS2021_00012");
   EXPECT_EQ(CaseIdFromImagePath("BraTS-GLI-00000-000"), "BraTS-GLI-00000-000");
+  // Raw-layout rows point at a modality file; the id drops the modality suffix.
+  EXPECT_EQ(CaseIdFromImagePath("BraTS20_Training_001/BraTS20_Training_001_flair.nii.gz"),
+            "BraTS20_Training_001");
+  EXPECT_EQ(CaseIdFromImagePath("x/BraTS20_Training_004_t1ce.nii"), "BraTS20_Training_004");
+  EXPECT_EQ(CaseIdFromImagePath("BraTS-GLI-00002-000/BraTS-GLI-00002-000-t2f.nii.gz"),
+            "BraTS-GLI-00002-000");
 }
 
 TEST(SplitsTest, ParsesTheReferenceFormat) {
