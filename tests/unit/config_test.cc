@@ -1,6 +1,7 @@
 #include "common/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -340,7 +341,9 @@ std::string ReadAll(const std::filesystem::path& p) {
 }
 
 RunResult RunClisc(const std::string& args) {
-  const auto dir = std::filesystem::path(::testing::TempDir()) / "clisc_config_test";
+  // ctest runs each test in its own process, several at once: one folder per process.
+  const auto dir = std::filesystem::path(::testing::TempDir()) /
+                   ("clisc_config_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto out = dir / "stdout", err = dir / "stderr";
   std::string command =
