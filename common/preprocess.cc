@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "common/case_validation.h"
+#include "common/atomic_file.h"
 #include "common/volume_io.h"
 
 namespace clisc {
@@ -45,29 +46,6 @@ StatusOr<LabelVolume> ToCanonicalLabels(const FloatVolume& seg, BratsNaming nami
     out[i] = static_cast<uint8_t>(CanonicalSegLabel(naming, static_cast<int>(v)));
   }
   return out;
-}
-
-Status WriteTextAtomically(const fs::path& file, const std::string& content) {
-  fs::path tmp = file;
-  tmp += ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return UnavailableError("cannot create " + tmp.string() + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == content.size() && ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
-    std::string error = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return UnavailableError("cannot write " + file.string() + ": " + error);
-  }
-  return OkStatus();
 }
 
 nlohmann::json StatsToJson(const IntensityStats& s) {
@@ -289,7 +267,7 @@ Status WritePreprocessed(const PreprocessedCase& result, const fs::path& out_dir
     stats[std::string(ModalityName(result.modalities[i]))] = StatsToJson(result.stats[i]);
   }
   record["normalization"] = stats;
-  return WriteTextAtomically(paths.record, record.dump(2) + "\n");
+  return WriteFileAtomically(paths.record, record.dump(2) + "\n");
 }
 
 StatusOr<CropRecord> ReadCropRecord(const fs::path& json_file) {

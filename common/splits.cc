@@ -13,6 +13,8 @@
 #include <sstream>
 #include <system_error>
 
+#include "common/atomic_file.h"
+
 namespace clisc {
 namespace fs = std::filesystem;
 
@@ -90,39 +92,6 @@ StatusOr<std::vector<CsvRecord>> SplitCsvRecords(std::string_view text) {
   }
   end_record();
   return records;
-}
-
-Status WriteFileAtomically(const fs::path& file, const std::string& content) {
-  fs::path tmp = file;
-  tmp += ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return UnavailableError("cannot create " + tmp.string() + ": " + std::strerror(errno));
-  }
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string error = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return UnavailableError("cannot write " + tmp.string() + ": " + error);
-    }
-    done += static_cast<size_t>(n);
-  }
-  bool synced = ::fsync(fd) == 0;
-  bool closed = ::close(fd) == 0;
-  if (!synced || !closed) {
-    ::unlink(tmp.c_str());
-    return UnavailableError("cannot flush " + tmp.string());
-  }
-  if (::rename(tmp.c_str(), file.c_str()) != 0) {
-    std::string error = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return UnavailableError("cannot rename onto " + file.string() + ": " + error);
-  }
-  return OkStatus();
 }
 
 std::string JoinIds(const std::vector<std::string>& ids, size_t limit = 10) {

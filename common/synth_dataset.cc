@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "common/synth_contrast.h"
 #include "common/synth_tumor.h"
@@ -35,20 +36,6 @@ constexpr int kMaxTumorAttempts = 12;
 double RoundTo(double v, int digits) {
   const double scale = std::pow(10.0, digits);
   return std::round(v * scale) / scale;
-}
-
-Status WriteTextFile(const fs::path& path, const std::string& text) {
-  const fs::path temp = path.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return UnavailableError("cannot write " + temp.string());
-  }
-  std::error_code ec;
-  fs::rename(temp, path, ec);
-  if (ec) return UnavailableError("cannot rename " + temp.string() + ": " + ec.message());
-  return OkStatus();
 }
 
 std::string SplitCsv(const std::vector<std::string>& ids) {
@@ -281,12 +268,12 @@ StatusOr<SynthSummary> WriteSynthDataset(const SynthOptions& options) {
   std::vector<std::string> ids;
   for (const auto& c : summary.cases) ids.push_back(c.id);
   summary.splits = SynthSplits(ids, options.seed);
+  RETURN_IF_ERROR(WriteFileAtomically(options.out_dir / "splits" / "train.csv",
+                                      SplitCsv(summary.splits.train)));
+  RETURN_IF_ERROR(WriteFileAtomically(options.out_dir / "splits" / "valid.csv",
+                                      SplitCsv(summary.splits.valid)));
   RETURN_IF_ERROR(
-      WriteTextFile(options.out_dir / "splits" / "train.csv", SplitCsv(summary.splits.train)));
-  RETURN_IF_ERROR(
-      WriteTextFile(options.out_dir / "splits" / "valid.csv", SplitCsv(summary.splits.valid)));
-  RETURN_IF_ERROR(
-      WriteTextFile(options.out_dir / "splits" / "test.csv", SplitCsv(summary.splits.test)));
+      WriteFileAtomically(options.out_dir / "splits" / "test.csv", SplitCsv(summary.splits.test)));
 
   const Dims& d = grid.dims;
   const Geometry& g = grid.geometry;
@@ -308,7 +295,8 @@ StatusOr<SynthSummary> WriteSynthDataset(const SynthOptions& options) {
         {"test", summary.splits.test}}},
       {"case_list", nlohmann::json::array()}};
   for (const auto& c : summary.cases) manifest["case_list"].push_back(CaseJson(c));
-  RETURN_IF_ERROR(WriteTextFile(options.out_dir / "synth_manifest.json", manifest.dump(2) + "\n"));
+  RETURN_IF_ERROR(
+      WriteFileAtomically(options.out_dir / "synth_manifest.json", manifest.dump(2) + "\n"));
 
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int tumor_free = 0;
