@@ -45,6 +45,10 @@ struct LedgerOptions {
   std::optional<std::string> migrations_sql;
 };
 
+namespace ledger_internal {
+struct PendingFailure;  // ledger_internal.h
+}  // namespace ledger_internal
+
 class Ledger {
  public:
   // Opens `path`, creating it if needed, and brings its schema up to date.
@@ -148,6 +152,9 @@ class Ledger {
   Status ReconcileBlocks(RunId run, int64_t now, GraphEffects* effects);
   Status LiftStaleBlocks(RunId run, int64_t now, GraphEffects* effects, bool* changed);
   Status PropagateBlocks(RunId run, int64_t now, GraphEffects* effects, bool* changed);
+  // Records each failure (one FailOne each) and blocks what terminal failures gate, in one
+  // transaction: the shared body of FailBatch and ExpireLeases.
+  StatusOr<FailResult> FailMany(const std::vector<ledger_internal::PendingFailure>& failures);
   Status ReopenRunIfFinished(RunId run, int64_t now);
   StatusOr<std::vector<TaskId>> Downstream(TaskId task);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,5 +33,16 @@ inline std::string Payload(const nlohmann::json& j) { return j.dump(); }
 
 // "CODE: message" pieces of a Status as stored in error_code / error_message.
 inline std::string CodeName(const Status& s) { return std::string(StatusCodeName(s.code())); }
+
+// A failure as FailOne records it: a worker's report, or a lease given up on (lost).
+struct PendingFailure {
+  TaskId task_id = 0;
+  int attempt = 0;
+  std::optional<std::string> worker_id;
+  Status error;
+  bool retryable = false;
+  bool lost = false;
+  int64_t retry_delay_ms = 0;
+};
 
 }  // namespace clisc::ledger_internal

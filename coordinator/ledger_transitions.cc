@@ -318,17 +318,18 @@ Status Ledger::FailOne(TaskId task, int attempt, const std::optional<std::string
 
 StatusOr<FailResult> Ledger::Fail(const FailureReport& report) { return FailBatch({report}); }
 
-StatusOr<FailResult> Ledger::FailBatch(const std::vector<FailureReport>& reports) {
+StatusOr<FailResult> Ledger::FailMany(
+    const std::vector<ledger_internal::PendingFailure>& failures) {
   int64_t now = clock_->NowMs();
   FailResult result;
   std::set<RunId> runs_with_failures;
   ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*db_));
-  for (const FailureReport& r : reports) {
+  for (const ledger_internal::PendingFailure& f : failures) {
     StatusOr<TaskState> outcome = InternalError("not processed");
-    RETURN_IF_ERROR(FailOne(r.task_id, r.attempt, r.worker_id, r.error, r.retryable,
-                            /*lost=*/false, r.retry_delay_ms, now, &outcome));
+    RETURN_IF_ERROR(FailOne(f.task_id, f.attempt, f.worker_id, f.error, f.retryable, f.lost,
+                            f.retry_delay_ms, now, &outcome));
     if (outcome.ok() && *outcome == TaskState::kFailed) {
-      ASSIGN_OR_RETURN(std::optional<LeaseView> view, ReadLeaseView(*db_, r.task_id));
+      ASSIGN_OR_RETURN(std::optional<LeaseView> view, ReadLeaseView(*db_, f.task_id));
       runs_with_failures.insert(view->run_id);
     }
     result.outcomes.push_back(std::move(outcome));
@@ -341,28 +342,25 @@ StatusOr<FailResult> Ledger::FailBatch(const std::vector<FailureReport>& reports
   return result;
 }
 
+StatusOr<FailResult> Ledger::FailBatch(const std::vector<FailureReport>& reports) {
+  std::vector<ledger_internal::PendingFailure> failures;
+  failures.reserve(reports.size());
+  for (const FailureReport& r : reports) {
+    failures.push_back({r.task_id, r.attempt, r.worker_id, r.error, r.retryable,
+                        /*lost=*/false, r.retry_delay_ms});
+  }
+  return FailMany(failures);
+}
+
 StatusOr<FailResult> Ledger::ExpireLeases(const std::vector<LeaseExpiry>& expiries) {
-  int64_t now = clock_->NowMs();
-  FailResult result;
-  std::set<RunId> runs_with_failures;
-  ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*db_));
+  std::vector<ledger_internal::PendingFailure> failures;
+  failures.reserve(expiries.size());
   for (const LeaseExpiry& e : expiries) {
-    StatusOr<TaskState> outcome = InternalError("not processed");
-    RETURN_IF_ERROR(FailOne(e.task_id, e.attempt, std::nullopt,
-                            UnavailableError("lease lost: " + e.reason), /*retryable=*/true,
-                            /*lost=*/true, e.retry_delay_ms, now, &outcome));
-    if (outcome.ok() && *outcome == TaskState::kFailed) {
-      ASSIGN_OR_RETURN(std::optional<LeaseView> view, ReadLeaseView(*db_, e.task_id));
-      runs_with_failures.insert(view->run_id);
-    }
-    result.outcomes.push_back(std::move(outcome));
+    failures.push_back({e.task_id, e.attempt, std::nullopt,
+                        UnavailableError("lease lost: " + e.reason), /*retryable=*/true,
+                        /*lost=*/true, e.retry_delay_ms});
   }
-  for (RunId run : runs_with_failures) {
-    bool changed = false;
-    RETURN_IF_ERROR(PropagateBlocks(run, now, &result.effects, &changed));
-  }
-  RETURN_IF_ERROR(tx.Commit());
-  return result;
+  return FailMany(failures);
 }
 
 }  // namespace clisc
