@@ -121,6 +121,10 @@ class Ledger {
   StatusOr<std::vector<TaskRecord>> ListTasks(RunId run);
   StatusOr<std::vector<AttemptRecord>> ListAttempts(TaskId task);
   StatusOr<std::vector<ArtifactRecord>> ListArtifacts(TaskId task);
+  // Outputs of the task's dependencies, by producer id then name.
+  StatusOr<std::vector<InputArtifact>> ListInputArtifacts(TaskId task);
+  // Outputs of every succeeded task of the run, by task id then name.
+  StatusOr<std::vector<RunArtifact>> ListRunArtifacts(RunId run);
   StatusOr<std::vector<CaseRecord>> ListCases(RunId run);
   StatusOr<std::vector<StageStateCount>> CountByStageAndState(RunId run);
   StatusOr<std::vector<FailureRecord>> ListFailures(RunId run);

@@ -97,6 +97,42 @@ StatusOr<std::vector<ArtifactRecord>> Ledger::ListArtifacts(TaskId task) {
   }
 }
 
+StatusOr<std::vector<InputArtifact>> Ledger::ListInputArtifacts(TaskId task) {
+  ASSIGN_OR_RETURN(ScopedStatement q,
+                   db_->Prepare("SELECT t.id, t.stage, t.case_id, a.name, a.relative_path, "
+                                "a.size_bytes, a.sha256 FROM task_deps d "
+                                "JOIN tasks t ON t.id = d.depends_on "
+                                "JOIN artifacts a ON a.task_id = t.id "
+                                "WHERE d.task_id = ? ORDER BY t.id, a.name"));
+  q->Bind(1, task);
+  std::vector<InputArtifact> inputs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) return inputs;
+    InputArtifact input;
+    input.producer = q->Int(0);
+    input.stage = q->Text(1);
+    if (!q->IsNull(2)) input.case_id = q->Text(2);
+    input.artifact = {q->Text(3), q->Text(4), q->Int(5), q->Text(6)};
+    inputs.push_back(std::move(input));
+  }
+}
+
+StatusOr<std::vector<RunArtifact>> Ledger::ListRunArtifacts(RunId run) {
+  ASSIGN_OR_RETURN(ScopedStatement q,
+                   db_->Prepare("SELECT a.task_id, a.name, a.relative_path, a.size_bytes, "
+                                "a.sha256 FROM artifacts a JOIN tasks t ON t.id = a.task_id "
+                                "WHERE t.run_id = ? AND t.state = 'succeeded' "
+                                "ORDER BY a.task_id, a.name"));
+  q->Bind(1, run);
+  std::vector<RunArtifact> artifacts;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) return artifacts;
+    artifacts.push_back({q->Int(0), {q->Text(1), q->Text(2), q->Int(3), q->Text(4)}});
+  }
+}
+
 StatusOr<std::vector<CaseRecord>> Ledger::ListCases(RunId run) {
   ASSIGN_OR_RETURN(ScopedStatement q,
                    db_->Prepare("SELECT case_id, state, excluded_reason FROM cases "

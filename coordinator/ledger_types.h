@@ -102,6 +102,20 @@ struct ArtifactRecord {
   std::string sha256;  // 64 lower-case hex digits
 };
 
+// An artifact a task reads: an output of one of its dependencies.
+struct InputArtifact {
+  TaskId producer = 0;
+  std::string stage;                   // the producer's stage
+  std::optional<std::string> case_id;  // the producer's case
+  ArtifactRecord artifact;
+};
+
+// An artifact of a succeeded task of a run (the resume-time integrity check walks these).
+struct RunArtifact {
+  TaskId task_id = 0;
+  ArtifactRecord artifact;
+};
+
 struct AttemptRecord {
   TaskId task_id = 0;
   int attempt = 0;

@@ -164,6 +164,11 @@ void CheckHello(const wire::Hello& m, uint32_t envelope_version, Checker& c) {
   c.Name("hello.hostname", m.hostname(), /*required=*/false);
   c.Text("hello.capabilities.artifact_root", m.capabilities().artifact_root());
   c.Name("hello.capabilities.software_version", m.capabilities().software_version(), false);
+  c.Count("hello.running", m.running().size(), c.limits().max_leases);
+  for (const wire::LeaseRef& lease : m.running()) {
+    c.Id("hello.running[].task_id", lease.task_id());
+    c.Attempt("hello.running[].attempt", lease.attempt());
+  }
 }
 
 void CheckHelloAck(const wire::HelloAck& m, uint32_t envelope_version, Checker& c) {

@@ -1,0 +1,62 @@
+// CurveZMQ security for the coordinator's socket: key pairs (`clisc keygen`), an allow-list of
+// worker public keys, and the ZAP handler that enforces it. With CURVE on, a peer whose key is
+// not on the list fails the handshake: it cannot send a single message, so it can neither
+// register nor receive work. Keys are Z85 text (40 characters), as libzmq prints them.
+//
+// Key files: `<name>.key` holds "public = <z85>" and "secret = <z85>" lines and is created mode
+// 0600; `<name>.pub` holds only the public line and may be shared. Allow-list files have one
+// public key per line (optionally "public = <z85>"); '#' starts a comment.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "common/wire/zmq_socket.h"
+
+namespace clisc {
+
+struct CurveKeyPair {
+  std::string public_z85;
+  std::string secret_z85;
+};
+
+StatusOr<CurveKeyPair> GenerateCurveKeyPair();
+// Writes `<stem>.key` (0600) and `<stem>.pub`; refuses to overwrite unless `overwrite`.
+Status WriteCurveKeyFiles(const std::filesystem::path& stem, const CurveKeyPair& keys,
+                          bool overwrite = false);
+// Reads a `.key` file (both keys) or a `.pub` file (public only; secret_z85 empty).
+StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::filesystem::path& path);
+// A file or a directory of `.pub` files.
+StatusOr<std::set<std::string>> ReadCurveAllowList(const std::filesystem::path& path);
+
+// Socket setup, for ZmqSocketOptions::configure (before bind/connect).
+Status EnableCurveServer(void* raw_socket, const CurveKeyPair& server_keys);
+Status EnableCurveClient(void* raw_socket, const CurveKeyPair& client_keys,
+                         std::string_view server_public_z85);
+
+// Answers ZAP requests for every socket of `context` with a CURVE server: allows exactly the
+// listed keys. Must be started before the server socket binds, and stopped before the context
+// is destroyed (the destructor stops it).
+class CurveAuthenticator {
+ public:
+  static StatusOr<std::unique_ptr<CurveAuthenticator>> Start(
+      std::shared_ptr<ZmqContext> context, std::set<std::string> allowed_public_keys);
+  ~CurveAuthenticator();
+
+  uint64_t allowed() const;
+  uint64_t denied() const;
+  void Stop();
+
+ private:
+  class Impl;
+  explicit CurveAuthenticator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clisc
