@@ -4,8 +4,11 @@
 // register nor receive work. Keys are Z85 text (40 characters), as libzmq prints them.
 //
 // Key files: `<name>.key` holds "public = <z85>" and "secret = <z85>" lines and is created mode
-// 0600; `<name>.pub` holds only the public line and may be shared. Allow-list files have one
-// public key per line (optionally "public = <z85>"); '#' starts a comment.
+// 0600; `<name>.pub` holds only the public line and may be shared. A file holding a secret key
+// that group or others can access is refused. Allow-list files have one public key per line
+// (optionally "public = <z85>"); a line starting with '#' is a comment, unless the whole line is
+// one 40-character key ('#' is a Z85 character). Errors name the file and line and never quote a
+// secret.
 #pragma once
 
 #include <atomic>
@@ -30,19 +33,26 @@ StatusOr<CurveKeyPair> GenerateCurveKeyPair();
 // Writes `<stem>.key` (0600) and `<stem>.pub`; refuses to overwrite unless `overwrite`.
 Status WriteCurveKeyFiles(const std::filesystem::path& stem, const CurveKeyPair& keys,
                           bool overwrite = false);
-// Reads a `.key` file (both keys) or a `.pub` file (public only; secret_z85 empty).
+// Reads a `.key` file (both keys) or a `.pub` file (public only; secret_z85 empty). A line that
+// is just a key counts as "public = <key>", so a pasted `clisc keygen` output works as a .pub.
 StatusOr<CurveKeyPair> ReadCurveKeyFile(const std::filesystem::path& path);
-// A file or a directory of `.pub` files.
+// A file or a directory of `.pub` files (other files in the directory are ignored). An allow-list
+// that holds no key is an error, as is a secret key in it.
 StatusOr<std::set<std::string>> ReadCurveAllowList(const std::filesystem::path& path);
 
-// Socket setup, for ZmqSocketOptions::configure (before bind/connect).
+// Socket setup, for ZmqSocketOptions::configure (before bind/connect). The server also sets a ZAP
+// domain and, where libzmq has the (draft) option, ZMQ_ZAP_ENFORCE_DOMAIN: a CURVE server whose
+// context runs no CurveAuthenticator then refuses every client instead of admitting any key.
 Status EnableCurveServer(void* raw_socket, const CurveKeyPair& server_keys);
 Status EnableCurveClient(void* raw_socket, const CurveKeyPair& client_keys,
                          std::string_view server_public_z85);
 
-// Answers ZAP requests for every socket of `context` with a CURVE server: allows exactly the
-// listed keys. Must be started before the server socket binds, and stopped before the context
-// is destroyed (the destructor stops it).
+// Answers ZAP requests (RFC 27) for every socket of `context` with a CURVE server: allows exactly
+// the listed keys and denies everything else (other mechanisms included). The user id of an
+// allowed peer is its Z85 public key (the "User-Id" property of its messages). Denials are logged
+// once per key, then at most once a minute with a count. Start it before the server socket binds
+// and stop it after that socket is closed; only one may run per context (ALREADY_EXISTS). It
+// keeps `context` alive; the destructor stops it.
 class CurveAuthenticator {
  public:
   static StatusOr<std::unique_ptr<CurveAuthenticator>> Start(

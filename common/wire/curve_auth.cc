@@ -1,0 +1,656 @@
+// The adapter between libzmq's CURVE/ZAP C API and the project: key files, socket options and the
+// ZAP handler thread. The ZAP handler needs a REP socket, which the ZmqSocket adapter does not
+// offer, so this file talks to libzmq directly.
+#include "common/wire/curve_auth.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/atomic_file.h"
+#include "common/logging.h"
+
+namespace clisc {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kZ85KeyLength = 40;
+constexpr size_t kBinaryKeyLength = 32;
+constexpr std::string_view kZ85Alphabet =
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+// RFC 27: the endpoint libzmq asks, and the only protocol version it speaks.
+constexpr char kZapEndpoint[] = "inproc://zeromq.zap.01";
+constexpr std::string_view kZapVersion = "1.0";
+// Any non-empty domain: libzmq passes it to the handler, which serves one policy for all of them.
+constexpr std::string_view kZapDomain = "clisc";
+// ZMQ_ZAP_ENFORCE_DOMAIN, a draft option of libzmq 4.3 (zmq.h names it only under
+// ZMQ_BUILD_DRAFT_API). Without it a CURVE server whose context has no ZAP handler lets every
+// client with a well-formed key in; with it such a server refuses everyone.
+constexpr int kZmqZapEnforceDomain = 93;
+
+// ---- Keys. ----
+
+Status RequireCurve() {
+  if (zmq_has("curve")) return OkStatus();
+  int major = 0, minor = 0, patch = 0;
+  zmq_version(&major, &minor, &patch);
+  return FailedPreconditionError(
+      "the libzmq in use (" + std::to_string(major) + "." + std::to_string(minor) + "." +
+      std::to_string(patch) +
+      ") was built without CURVE security (zmq_has(\"curve\") is false); install a libzmq built "
+      "with libsodium or its bundled tweetnacl");
+}
+
+// Why `key` is not a Z85-encoded CURVE key, or "" when it is one. Never quotes the key: it may be a
+// secret.
+std::string Z85KeyProblem(std::string_view key) {
+  if (key.size() != kZ85KeyLength) {
+    return "expected " + std::to_string(kZ85KeyLength) + " Z85 characters, got " +
+           std::to_string(key.size());
+  }
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (kZ85Alphabet.find(key[i]) == std::string_view::npos) {
+      return "character " + std::to_string(i + 1) + " is not in the Z85 alphabet";
+    }
+  }
+  uint8_t decoded[kBinaryKeyLength];
+  const std::string text(key);
+  if (zmq_z85_decode(decoded, text.c_str()) == nullptr) {
+    return "does not decode to " + std::to_string(kBinaryKeyLength) + " bytes";
+  }
+  return "";
+}
+
+Status ValidateZ85Key(std::string_view key, std::string_view what) {
+  std::string problem = Z85KeyProblem(key);
+  if (problem.empty()) return OkStatus();
+  return InvalidArgumentError(std::string(what) + " is not a valid CURVE key: " + problem);
+}
+
+StatusOr<std::string> PublicKeyOf(const std::string& secret_z85) {
+  char public_z85[kZ85KeyLength + 1];
+  if (zmq_curve_public(public_z85, secret_z85.c_str()) != 0) {
+    return InvalidArgumentError(std::string("zmq_curve_public: ") + zmq_strerror(zmq_errno()));
+  }
+  return std::string(public_z85, kZ85KeyLength);
+}
+
+std::string Z85Encode(std::string_view binary_key) {
+  char text[kZ85KeyLength + 1];
+  zmq_z85_encode(text, reinterpret_cast<const uint8_t*>(binary_key.data()), binary_key.size());
+  return std::string(text, kZ85KeyLength);
+}
+
+// ---- Key and allow-list files. ----
+
+std::string_view Trim(std::string_view s) {
+  const char* space = " \t\r\n";
+  const size_t first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+bool IsBareKey(std::string_view line) {
+  return line.size() == kZ85KeyLength && std::all_of(line.begin(), line.end(), [](char c) {
+           return kZ85Alphabet.find(c) != std::string_view::npos;
+         });
+}
+
+// One "name = value" line of a key file.
+struct KeyEntry {
+  std::string name;
+  std::string value;
+  int line = 0;
+};
+
+std::string Where(const fs::path& path, int line) {
+  return path.string() + ":" + std::to_string(line);
+}
+
+StatusOr<std::vector<std::string>> ReadLines(const fs::path& path, std::string_view what) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    return NotFoundError(std::string(what) + " " + path.string() + " does not exist");
+  }
+  if (!fs::is_regular_file(status)) {
+    return InvalidArgumentError(std::string(what) + " " + path.string() + " is not a regular file");
+  }
+  std::ifstream in(path);
+  if (!in) {
+    return PermissionDeniedError("cannot read " + std::string(what) + " " + path.string() + ": " +
+                                 std::strerror(errno));
+  }
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  if (in.bad()) {
+    return UnavailableError("error reading " + std::string(what) + " " + path.string());
+  }
+  return lines;
+}
+
+// Parses a "name = value" line; keys themselves may contain '=' (it is a Z85 character), so the
+// line is split at its first '='.
+StatusOr<KeyEntry> ParseEntry(const fs::path& path, int line_number, std::string_view line) {
+  const size_t eq = line.find('=');
+  if (eq == std::string_view::npos) {
+    return InvalidArgumentError(Where(path, line_number) +
+                                ": expected 'public = <key>' or 'secret = <key>'");
+  }
+  KeyEntry entry{std::string(Trim(line.substr(0, eq))), std::string(Trim(line.substr(eq + 1))),
+                 line_number};
+  if (entry.name != "public" && entry.name != "secret") {
+    return InvalidArgumentError(Where(path, line_number) + ": unknown entry '" + entry.name +
+                                "' (expected 'public' or 'secret')");
+  }
+  return entry;
+}
+
+Status CheckSecretFileMode(const fs::path& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) {
+    return UnavailableError("cannot stat " + path.string() + ": " + std::strerror(errno));
+  }
+  if ((info.st_mode & 077) == 0) return OkStatus();
+  char mode[8];
+  std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(info.st_mode & 07777));
+  return PermissionDeniedError("secret key file " + path.string() +
+                               " is accessible by group or others (mode " + mode +
+                               "); refusing to use it. Run: chmod 600 " + path.string());
+}
+
+Status ParseAllowListFile(const fs::path& path, std::set<std::string>& keys) {
+  ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadLines(path, "allow-list file"));
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const int line_number = static_cast<int>(i) + 1;
+    const std::string_view line = Trim(lines[i]);
+    // A bare key is checked before comments: '#' is itself a Z85 character.
+    if (IsBareKey(line)) {
+      RETURN_IF_ERROR(ValidateZ85Key(line, Where(path, line_number) + ": public key"));
+      keys.emplace(line);
+      continue;
+    }
+    if (line.empty() || line.front() == '#') continue;
+    ASSIGN_OR_RETURN(KeyEntry entry, ParseEntry(path, line_number, line));
+    if (entry.name == "secret") {
+      return InvalidArgumentError(Where(path, line_number) +
+                                  ": holds a secret key; an allow-list takes public keys only "
+                                  "(list the .pub files, never the .key files)");
+    }
+    RETURN_IF_ERROR(ValidateZ85Key(entry.value, Where(path, line_number) + ": public key"));
+    keys.insert(std::move(entry.value));
+  }
+  return OkStatus();
+}
+
+// Writes a file that must never be readable by others, not even while it is being written: it is
+// created 0600 (whatever the umask) under a temporary name and renamed into place.
+Status WritePrivateFileAtomically(const fs::path& file, std::string_view content) {
+  fs::path tmp = file;
+  tmp += ".tmp." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return UnavailableError("cannot create " + tmp.string() + ": " + std::strerror(errno));
+  }
+  auto fail = [&](std::string what) {
+    const std::string error = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return UnavailableError(what + " " + tmp.string() + ": " + error);
+  };
+  if (::fchmod(fd, 0600) != 0) return fail("cannot chmod");
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail("cannot write");
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot flush");
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return UnavailableError("cannot close " + tmp.string() + ": " + std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), file.c_str()) != 0) {
+    const std::string error = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return UnavailableError("cannot rename onto " + file.string() + ": " + error);
+  }
+  return OkStatus();
+}
+
+// ---- Socket options. ----
+
+Status SetOption(void* socket, int option, const void* value, size_t size, std::string_view name) {
+  if (zmq_setsockopt(socket, option, value, size) != 0) {
+    return InvalidArgumentError("zmq_setsockopt " + std::string(name) + ": " +
+                                zmq_strerror(zmq_errno()));
+  }
+  return OkStatus();
+}
+
+Status SetKey(void* socket, int option, const std::string& z85, std::string_view name) {
+  return SetOption(socket, option, z85.data(), z85.size(), name);
+}
+
+}  // namespace
+
+StatusOr<CurveKeyPair> GenerateCurveKeyPair() {
+  RETURN_IF_ERROR(RequireCurve());
+  char public_z85[kZ85KeyLength + 1];
+  char secret_z85[kZ85KeyLength + 1];
+  if (zmq_curve_keypair(public_z85, secret_z85) != 0) {
+    return InternalError(std::string("zmq_curve_keypair: ") + zmq_strerror(zmq_errno()));
+  }
+  CurveKeyPair keys{std::string(public_z85, kZ85KeyLength), std::string(secret_z85, kZ85KeyLength)};
+  // The buffers held a secret; do not leave it on the stack.
+  std::memset(secret_z85, 0, sizeof(secret_z85));
+  return keys;
+}
+
+Status WriteCurveKeyFiles(const fs::path& stem, const CurveKeyPair& keys, bool overwrite) {
+  RETURN_IF_ERROR(RequireCurve());
+  RETURN_IF_ERROR(ValidateZ85Key(keys.public_z85, "public key"));
+  RETURN_IF_ERROR(ValidateZ85Key(keys.secret_z85, "secret key"));
+  ASSIGN_OR_RETURN(std::string derived, PublicKeyOf(keys.secret_z85));
+  if (derived != keys.public_z85) {
+    return InvalidArgumentError("the public key does not belong to the secret key");
+  }
+  fs::path key_path = stem;
+  key_path += ".key";
+  fs::path pub_path = stem;
+  pub_path += ".pub";
+  if (!overwrite) {
+    for (const fs::path& path : {key_path, pub_path}) {
+      std::error_code ec;
+      if (fs::exists(fs::symlink_status(path, ec))) {
+        return AlreadyExistsError(path.string() + " already exists; not overwriting it");
+      }
+    }
+  }
+  if (stem.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(stem.parent_path(), ec);
+    if (ec) {
+      return UnavailableError("cannot create directory " + stem.parent_path().string() + ": " +
+                              ec.message());
+    }
+  }
+  const std::string pub_name = pub_path.filename().string();
+  RETURN_IF_ERROR(WritePrivateFileAtomically(
+      key_path, "# clisc CurveZMQ key pair. Keep this file private (mode 0600); share " + pub_name +
+                    " instead.\npublic = " + keys.public_z85 + "\nsecret = " + keys.secret_z85 +
+                    "\n"));
+  return WriteFileAtomically(
+      pub_path, "# clisc CurveZMQ public key; safe to share.\npublic = " + keys.public_z85 + "\n");
+}
+
+StatusOr<CurveKeyPair> ReadCurveKeyFile(const fs::path& path) {
+  RETURN_IF_ERROR(RequireCurve());
+  ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadLines(path, "CURVE key file"));
+  std::vector<KeyEntry> entries;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string_view line = Trim(lines[i]);
+    KeyEntry entry;
+    // A bare key (what `clisc keygen` prints) is a public key; checked before comments because
+    // '#' is a Z85 character.
+    if (IsBareKey(line)) {
+      entry = KeyEntry{"public", std::string(line), static_cast<int>(i) + 1};
+    } else if (line.empty() || line.front() == '#') {
+      continue;
+    } else {
+      ASSIGN_OR_RETURN(entry, ParseEntry(path, static_cast<int>(i) + 1, line));
+    }
+    for (const KeyEntry& seen : entries) {
+      if (seen.name == entry.name) {
+        return InvalidArgumentError(Where(path, entry.line) + ": second '" + entry.name +
+                                    "' entry (the first is on line " + std::to_string(seen.line) +
+                                    ")");
+      }
+    }
+    entries.push_back(std::move(entry));
+  }
+  CurveKeyPair keys;
+  const KeyEntry* secret = nullptr;
+  for (const KeyEntry& entry : entries) {
+    if (entry.name == "secret") secret = &entry;
+  }
+  // Checked before the secret is even validated, so the warning comes first.
+  if (secret != nullptr) RETURN_IF_ERROR(CheckSecretFileMode(path));
+  for (const KeyEntry& entry : entries) {
+    RETURN_IF_ERROR(
+        ValidateZ85Key(entry.value, Where(path, entry.line) + ": " + entry.name + " key"));
+    (entry.name == "public" ? keys.public_z85 : keys.secret_z85) = entry.value;
+  }
+  if (entries.empty()) {
+    return InvalidArgumentError("CURVE key file " + path.string() +
+                                " holds no key (expected a 'public = <key>' line)");
+  }
+  if (secret != nullptr) {
+    ASSIGN_OR_RETURN(std::string derived, PublicKeyOf(keys.secret_z85));
+    if (keys.public_z85.empty()) {
+      keys.public_z85 = std::move(derived);
+    } else if (derived != keys.public_z85) {
+      return InvalidArgumentError(path.string() +
+                                  ": the public key does not belong to the secret key");
+    }
+  }
+  return keys;
+}
+
+StatusOr<std::set<std::string>> ReadCurveAllowList(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    return NotFoundError("CURVE allow-list " + path.string() + " does not exist");
+  }
+  std::set<std::string> keys;
+  if (fs::is_directory(status)) {
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".pub" && it->is_regular_file()) files.push_back(it->path());
+    }
+    if (ec) {
+      return UnavailableError("cannot list allow-list directory " + path.string() + ": " +
+                              ec.message());
+    }
+    if (files.empty()) {
+      return InvalidArgumentError("CURVE allow-list directory " + path.string() +
+                                  " holds no .pub files");
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) RETURN_IF_ERROR(ParseAllowListFile(file, keys));
+  } else {
+    RETURN_IF_ERROR(ParseAllowListFile(path, keys));
+  }
+  if (keys.empty()) {
+    return InvalidArgumentError("CURVE allow-list " + path.string() + " holds no public keys");
+  }
+  return keys;
+}
+
+Status EnableCurveServer(void* raw_socket, const CurveKeyPair& server_keys) {
+  RETURN_IF_ERROR(RequireCurve());
+  RETURN_IF_ERROR(ValidateZ85Key(server_keys.secret_z85, "CURVE server secret key"));
+  const int one = 1;
+  RETURN_IF_ERROR(SetOption(raw_socket, ZMQ_CURVE_SERVER, &one, sizeof(one), "ZMQ_CURVE_SERVER"));
+  RETURN_IF_ERROR(
+      SetKey(raw_socket, ZMQ_CURVE_SECRETKEY, server_keys.secret_z85, "ZMQ_CURVE_SECRETKEY"));
+  RETURN_IF_ERROR(SetOption(raw_socket, ZMQ_ZAP_DOMAIN, kZapDomain.data(), kZapDomain.size(),
+                            "ZMQ_ZAP_DOMAIN"));
+  // Fail closed where the library allows it; a libzmq without draft options still enforces the
+  // allow-list as long as the CurveAuthenticator runs.
+  if (zmq_setsockopt(raw_socket, kZmqZapEnforceDomain, &one, sizeof(one)) != 0) {
+    LogDebug("curve_zap_enforce_domain_unavailable", {{"error", zmq_strerror(zmq_errno())}});
+  }
+  return OkStatus();
+}
+
+Status EnableCurveClient(void* raw_socket, const CurveKeyPair& client_keys,
+                         std::string_view server_public_z85) {
+  RETURN_IF_ERROR(RequireCurve());
+  RETURN_IF_ERROR(ValidateZ85Key(server_public_z85, "CURVE server public key"));
+  RETURN_IF_ERROR(ValidateZ85Key(client_keys.public_z85, "CURVE client public key"));
+  RETURN_IF_ERROR(ValidateZ85Key(client_keys.secret_z85, "CURVE client secret key"));
+  RETURN_IF_ERROR(SetKey(raw_socket, ZMQ_CURVE_SERVERKEY, std::string(server_public_z85),
+                         "ZMQ_CURVE_SERVERKEY"));
+  RETURN_IF_ERROR(
+      SetKey(raw_socket, ZMQ_CURVE_PUBLICKEY, client_keys.public_z85, "ZMQ_CURVE_PUBLICKEY"));
+  return SetKey(raw_socket, ZMQ_CURVE_SECRETKEY, client_keys.secret_z85, "ZMQ_CURVE_SECRETKEY");
+}
+
+// ---- The ZAP handler. ----
+
+class CurveAuthenticator::Impl {
+ public:
+  Impl(std::shared_ptr<ZmqContext> context, std::set<std::string> allowed, void* zap_socket,
+       void* stop_receiver, void* stop_sender)
+      : context_(std::move(context)),
+        allowed_keys_(std::move(allowed)),
+        zap_socket_(zap_socket),
+        stop_receiver_(stop_receiver),
+        stop_sender_(stop_sender) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Impl() { Stop(); }
+
+  void Stop() {
+    std::lock_guard<std::mutex> lock(stop_mutex_);
+    if (!thread_.joinable()) return;
+    stop_requested_.store(true);
+    // Wakes the poll at once; if the context is terminating the send fails, but then the poll
+    // fails with ETERM too, and the flag covers everything else within one poll period.
+    zmq_send(stop_sender_, "", 0, ZMQ_DONTWAIT);
+    thread_.join();
+    zmq_close(stop_sender_);
+    stop_sender_ = nullptr;
+    LogInfo("curve_auth_stopped",
+            {{"allowed", allowed_count_.load()}, {"denied", denied_count_.load()}});
+  }
+
+  uint64_t allowed() const { return allowed_count_.load(); }
+  uint64_t denied() const { return denied_count_.load(); }
+
+ private:
+  static constexpr int kPollPeriodMs = 250;
+  static constexpr size_t kMaxRequestParts = 16;
+  // A denied key is logged when first seen and then at most once per period, with the number of
+  // denials in between; the table is bounded so that a flood of fresh keys cannot grow it.
+  static constexpr std::chrono::seconds kDenialLogPeriod{60};
+  static constexpr size_t kMaxTrackedDenials = 4096;
+
+  struct DenialLog {
+    std::chrono::steady_clock::time_point last_logged;
+    uint64_t unlogged = 0;
+  };
+
+  struct Verdict {
+    bool allowed = false;
+    std::string status_text;
+    std::string user_id;
+  };
+
+  void Run() {
+    zmq_pollitem_t items[] = {{zap_socket_, 0, ZMQ_POLLIN, 0}, {stop_receiver_, 0, ZMQ_POLLIN, 0}};
+    while (!stop_requested_.load()) {
+      const int ready = zmq_poll(items, 2, kPollPeriodMs);
+      if (ready < 0) {
+        if (zmq_errno() == EINTR) continue;
+        if (zmq_errno() != ETERM) {
+          LogError("curve_auth_poll_failed", {{"error", zmq_strerror(zmq_errno())}});
+        }
+        break;
+      }
+      if (items[1].revents & ZMQ_POLLIN) break;
+      if ((items[0].revents & ZMQ_POLLIN) && !HandleRequest()) break;
+    }
+    zmq_close(zap_socket_);
+    zmq_close(stop_receiver_);
+  }
+
+  // Answers one request; false when the socket can no longer be used (context terminating).
+  bool HandleRequest() {
+    std::vector<std::string> parts;
+    bool more = true;
+    while (more) {
+      zmq_msg_t message;
+      zmq_msg_init(&message);
+      if (zmq_msg_recv(&message, zap_socket_, 0) < 0) {
+        const int err = zmq_errno();
+        zmq_msg_close(&message);
+        if (err == EINTR) continue;
+        if (err != ETERM) LogError("curve_auth_receive_failed", {{"error", zmq_strerror(err)}});
+        return false;
+      }
+      if (parts.size() < kMaxRequestParts) {
+        parts.emplace_back(static_cast<const char*>(zmq_msg_data(&message)),
+                           zmq_msg_size(&message));
+      }
+      more = zmq_msg_more(&message) != 0;
+      zmq_msg_close(&message);
+    }
+    const Verdict verdict = Judge(parts);
+    // A REP socket must answer every request, even one it cannot parse.
+    const std::string request_id = parts.size() > 1 ? parts[1] : std::string();
+    const std::string reply[] = {
+        std::string(kZapVersion), request_id,      verdict.allowed ? "200" : "400",
+        verdict.status_text,      verdict.user_id, ""};
+    for (size_t i = 0; i < std::size(reply); ++i) {
+      const int flags = i + 1 < std::size(reply) ? ZMQ_SNDMORE : 0;
+      if (zmq_send(zap_socket_, reply[i].data(), reply[i].size(), flags) < 0) {
+        const int err = zmq_errno();
+        if (err != ETERM) LogError("curve_auth_reply_failed", {{"error", zmq_strerror(err)}});
+        return err != ETERM;
+      }
+    }
+    return true;
+  }
+
+  // Request frames (RFC 27): version, request id, domain, address, identity, mechanism,
+  // credentials...
+  Verdict Judge(const std::vector<std::string>& parts) {
+    if (parts.size() < 6 || parts[0] != kZapVersion) {
+      return Deny("malformed ZAP request", "", "", "malformed");
+    }
+    const std::string& address = parts[3];
+    const std::string& mechanism = parts[5];
+    if (mechanism != "CURVE") {
+      return Deny("mechanism " + mechanism + " is not allowed", "", address, mechanism);
+    }
+    if (parts.size() < 7 || parts[6].size() != kBinaryKeyLength) {
+      return Deny("malformed CURVE credentials", "", address, "malformed");
+    }
+    std::string key = Z85Encode(parts[6]);
+    if (!allowed_keys_.count(key)) {
+      return Deny("CURVE public key is not on the allow-list", key, address, key);
+    }
+    allowed_count_.fetch_add(1);
+    if (logged_allowed_keys_.insert(key).second) {
+      LogInfo("curve_peer_allowed", {{"key", key}, {"address", address}});
+    }
+    return {true, "OK", std::move(key)};
+  }
+
+  Verdict Deny(std::string reason, const std::string& key, const std::string& address,
+               const std::string& log_key) {
+    denied_count_.fetch_add(1);
+    const auto now = std::chrono::steady_clock::now();
+    auto it = denial_log_.find(log_key);
+    if (it == denial_log_.end()) {
+      if (denial_log_.size() >= kMaxTrackedDenials) denial_log_.clear();
+      denial_log_.emplace(log_key, DenialLog{now, 0});
+      LogWarn("curve_peer_denied", {{"key", key}, {"address", address}, {"reason", reason}});
+    } else if (now - it->second.last_logged >= kDenialLogPeriod) {
+      LogWarn("curve_peer_denied", {{"key", key},
+                                    {"address", address},
+                                    {"reason", reason},
+                                    {"denials_since_last_log", it->second.unlogged + 1}});
+      it->second = DenialLog{now, 0};
+    } else {
+      ++it->second.unlogged;
+    }
+    return {false, std::move(reason), ""};
+  }
+
+  std::shared_ptr<ZmqContext> context_;  // outlives the sockets below
+  const std::set<std::string> allowed_keys_;
+  void* zap_socket_;     // handler thread only
+  void* stop_receiver_;  // handler thread only
+  void* stop_sender_;    // Stop() only
+  std::thread thread_;
+  std::mutex stop_mutex_;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<uint64_t> allowed_count_{0};
+  std::atomic<uint64_t> denied_count_{0};
+  std::set<std::string> logged_allowed_keys_;              // handler thread only
+  std::unordered_map<std::string, DenialLog> denial_log_;  // handler thread only
+};
+
+StatusOr<std::unique_ptr<CurveAuthenticator>> CurveAuthenticator::Start(
+    std::shared_ptr<ZmqContext> context, std::set<std::string> allowed_public_keys) {
+  RETURN_IF_ERROR(RequireCurve());
+  if (context == nullptr) return InvalidArgumentError("CurveAuthenticator needs a ZeroMQ context");
+  for (const std::string& key : allowed_public_keys) {
+    RETURN_IF_ERROR(ValidateZ85Key(key, "allow-list entry"));
+  }
+  if (allowed_public_keys.empty()) {
+    LogWarn("curve_auth_empty_allow_list", {{"effect", "every CURVE client will be refused"}});
+  }
+  // The sockets are made here, so that a failure is reported to the caller, and handed to the
+  // handler thread (thread creation is the memory barrier libzmq asks for when a socket moves).
+  std::vector<void*> sockets;
+  auto fail = [&sockets](Status status) {
+    for (void* socket : sockets) zmq_close(socket);
+    return status;
+  };
+  const int zero = 0;
+  auto open = [&](int type, const char* what) -> void* {
+    void* socket = zmq_socket(context->raw(), type);
+    if (socket != nullptr) {
+      zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+      sockets.push_back(socket);
+    } else {
+      LogError("curve_auth_socket_failed",
+               {{"socket", what}, {"error", zmq_strerror(zmq_errno())}});
+    }
+    return socket;
+  };
+  void* zap_socket = open(ZMQ_REP, "zap");
+  void* stop_receiver = open(ZMQ_PAIR, "stop_receiver");
+  void* stop_sender = open(ZMQ_PAIR, "stop_sender");
+  if (zap_socket == nullptr || stop_receiver == nullptr || stop_sender == nullptr) {
+    return fail(UnavailableError(std::string("zmq_socket for the ZAP handler: ") +
+                                 zmq_strerror(zmq_errno())));
+  }
+  if (zmq_bind(zap_socket, kZapEndpoint) != 0) {
+    const int err = zmq_errno();
+    return fail(
+        err == EADDRINUSE
+            ? AlreadyExistsError(std::string("zmq_bind ") + kZapEndpoint +
+                                 ": a ZAP handler already runs in this ZeroMQ context")
+            : UnavailableError(std::string("zmq_bind ") + kZapEndpoint + ": " + zmq_strerror(err)));
+  }
+  static std::atomic<uint64_t> instance{0};
+  const std::string stop_endpoint = "inproc://clisc.curve_auth.stop." + std::to_string(::getpid()) +
+                                    "." + std::to_string(instance.fetch_add(1));
+  if (zmq_bind(stop_receiver, stop_endpoint.c_str()) != 0 ||
+      zmq_connect(stop_sender, stop_endpoint.c_str()) != 0) {
+    return fail(UnavailableError("inproc control socket " + stop_endpoint + ": " +
+                                 zmq_strerror(zmq_errno())));
+  }
+  const size_t allowed_count = allowed_public_keys.size();
+  auto impl = std::make_unique<Impl>(std::move(context), std::move(allowed_public_keys), zap_socket,
+                                     stop_receiver, stop_sender);
+  LogInfo("curve_auth_started", {{"allowed_keys", allowed_count}, {"domain", kZapDomain}});
+  return std::unique_ptr<CurveAuthenticator>(new CurveAuthenticator(std::move(impl)));
+}
+
+CurveAuthenticator::CurveAuthenticator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CurveAuthenticator::~CurveAuthenticator() { Stop(); }
+
+uint64_t CurveAuthenticator::allowed() const { return impl_->allowed(); }
+
+uint64_t CurveAuthenticator::denied() const { return impl_->denied(); }
+
+void CurveAuthenticator::Stop() {
+  if (impl_) impl_->Stop();
+}
+
+}  // namespace clisc
