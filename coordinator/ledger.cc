@@ -1,7 +1,10 @@
 // Ledger: opening the file, runs, cases, workers and the event log.
 #include "coordinator/ledger.h"
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
+#include <vector>
 
 #include "common/logging.h"
 #include "coordinator/ledger_internal.h"
@@ -45,9 +48,45 @@ StatusOr<TaskRecord> ReadTask(const sqlite::Statement& row, int first) {
 
 }  // namespace ledger_internal
 
+namespace {
+
+// A reader must not migrate, so it can only trust a file written by exactly this schema.
+StatusOr<std::unique_ptr<sqlite::Database>> OpenForReading(const std::string& path,
+                                                           const LedgerOptions& options,
+                                                           int* schema_version) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return NotFoundError("ledger file " + path + " does not exist");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::OpenReadOnly(path));
+  db->SetBusyTimeout(options.busy_timeout_ms);
+  std::string_view migrations =
+      options.migrations_sql.has_value() ? *options.migrations_sql : EmbeddedLedgerSql();
+  ASSIGN_OR_RETURN(std::vector<Migration> blocks, ParseMigrations(migrations));
+  int expected = blocks.back().version;
+  ASSIGN_OR_RETURN(int64_t version, db->QueryInt("PRAGMA user_version"));
+  if (version != expected) {
+    std::string advice = version > expected
+                             ? "use a newer clisc"
+                             : "let this build's coordinator open it once to migrate it";
+    return FailedPreconditionError("ledger " + path + " has schema version " +
+                                   std::to_string(version) + " but this clisc reads version " +
+                                   std::to_string(expected) + " only; " + advice);
+  }
+  *schema_version = expected;
+  return db;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path, const Clock* clock,
                                                const LedgerOptions& options) {
   if (clock == nullptr) return InvalidArgumentError("Ledger::Open needs a clock");
+  if (options.read_only) {
+    int version = 0;
+    ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, OpenForReading(path, options, &version));
+    return std::unique_ptr<Ledger>(new Ledger(std::move(db), clock, version));
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Database> db, sqlite::Database::Open(path, true));
   db->SetBusyTimeout(options.busy_timeout_ms);
 

@@ -43,6 +43,11 @@ struct LedgerOptions {
   int busy_timeout_ms = 5000;
   // Migration text to apply instead of the embedded schemas/ledger.sql (tests only).
   std::optional<std::string> migrations_sql;
+  // Open an existing file for queries only (`clisc status` beside a running coordinator): no
+  // migrations, no journal-mode change, every write refused. The file must be at exactly this
+  // build's schema version: an older file would be migrated by the coordinator, and a newer one
+  // may mean columns this build reads differently.
+  bool read_only = false;
 };
 
 namespace ledger_internal {
@@ -51,7 +56,9 @@ struct PendingFailure;  // ledger_internal.h
 
 class Ledger {
  public:
-  // Opens `path`, creating it if needed, and brings its schema up to date.
+  // Opens `path`, creating it if needed, and brings its schema up to date. With
+  // options.read_only: NOT_FOUND for a missing file, FAILED_PRECONDITION for a file whose schema
+  // version differs from this build's.
   static StatusOr<std::unique_ptr<Ledger>> Open(const std::string& path, const Clock* clock,
                                                 const LedgerOptions& options = {});
   ~Ledger();
@@ -127,6 +134,9 @@ class Ledger {
   StatusOr<std::vector<RunArtifact>> ListRunArtifacts(RunId run);
   StatusOr<std::vector<CaseRecord>> ListCases(RunId run);
   StatusOr<std::vector<StageStateCount>> CountByStageAndState(RunId run);
+  // Per stage, in the order stages first appear by task id: succeeded tasks and when the first
+  // and last of them finished (the status view's throughput and ETA).
+  StatusOr<std::vector<StageTiming>> StageTimings(RunId run);
   StatusOr<std::vector<FailureRecord>> ListFailures(RunId run);
   StatusOr<std::vector<WorkerRecord>> ListWorkers();
   // Events with seq > after_seq, oldest first, at most `limit`.

@@ -29,7 +29,11 @@ inline constexpr std::string_view kTaskColumns =
 StatusOr<TaskRecord> ReadTask(const sqlite::Statement& row, int first = 0);
 
 // JSON text of an event payload.
-inline std::string Payload(const nlohmann::json& j) { return j.dump(); }
+// Error messages can carry bytes that are not UTF-8 (file names, a worker's text); dump() would
+// throw on them, so they are replaced rather than allowed to take the ledger down.
+inline std::string Payload(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // "CODE: message" pieces of a Status as stored in error_code / error_message.
 inline std::string CodeName(const Status& s) { return std::string(StatusCodeName(s.code())); }

@@ -167,6 +167,26 @@ StatusOr<std::vector<StageStateCount>> Ledger::CountByStageAndState(RunId run) {
   }
 }
 
+StatusOr<std::vector<StageTiming>> Ledger::StageTimings(RunId run) {
+  ASSIGN_OR_RETURN(
+      ScopedStatement q,
+      db_->Prepare("SELECT stage, COUNT(finished_ms), MIN(finished_ms), MAX(finished_ms) FROM ("
+                   "SELECT id, stage, CASE WHEN state = 'succeeded' THEN finished_ms END "
+                   "AS finished_ms FROM tasks WHERE run_id = ?) GROUP BY stage ORDER BY MIN(id)"));
+  q->Bind(1, run);
+  std::vector<StageTiming> timings;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) return timings;
+    StageTiming t;
+    t.stage = q->Text(0);
+    t.succeeded = q->Int(1);
+    t.first_finished_ms = q->OptionalInt(2);
+    t.last_finished_ms = q->OptionalInt(3);
+    timings.push_back(std::move(t));
+  }
+}
+
 StatusOr<std::vector<FailureRecord>> Ledger::ListFailures(RunId run) {
   ASSIGN_OR_RETURN(ScopedStatement q,
                    db_->Prepare("SELECT id, task_key, stage, case_id, state, error_code, "

@@ -249,6 +249,15 @@ struct StageStateCount {
   int64_t count = 0;
 };
 
+// Succeeded tasks of one stage and the span in which they finished; the span is empty
+// (nullopt) until a task of the stage succeeds.
+struct StageTiming {
+  std::string stage;
+  int64_t succeeded = 0;
+  std::optional<int64_t> first_finished_ms;
+  std::optional<int64_t> last_finished_ms;
+};
+
 struct FailureRecord {
   TaskId task_id = 0;
   std::string task_key;

@@ -143,6 +143,16 @@ void Statement::Reset() {
 }
 
 StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool create) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (create) flags |= SQLITE_OPEN_CREATE;
+  return OpenWithFlags(path, flags);
+}
+
+StatusOr<std::unique_ptr<Database>> Database::OpenReadOnly(const std::string& path) {
+  return OpenWithFlags(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+}
+
+StatusOr<std::unique_ptr<Database>> Database::OpenWithFlags(const std::string& path, int flags) {
   // Memory statistics cost a global mutex on every allocation SQLite makes; nothing reads them.
   // The setting must precede SQLite's initialization and is refused (harmlessly) after it.
   static const bool configured = [] {
@@ -151,8 +161,6 @@ StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path, bool
   }();
   (void)configured;
   sqlite3* db = nullptr;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-  if (create) flags |= SQLITE_OPEN_CREATE;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     Status status = ErrorStatus(rc, db, "opening ledger " + path);

@@ -89,6 +89,8 @@ class Database {
   // Opens (creating if asked) a database file. The connection has no mutex of its own (SQLite's
   // multi-thread mode): it must be used by one thread at a time.
   static StatusOr<std::unique_ptr<Database>> Open(const std::string& path, bool create);
+  // Opens an existing file with SQLITE_OPEN_READONLY: every write fails (PERMISSION_DENIED).
+  static StatusOr<std::unique_ptr<Database>> OpenReadOnly(const std::string& path);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -108,6 +110,7 @@ class Database {
 
  private:
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  static StatusOr<std::unique_ptr<Database>> OpenWithFlags(const std::string& path, int flags);
 
   sqlite3* db_;
   std::string path_;
