@@ -56,6 +56,10 @@ struct SchedulerOptions {
   // How often a worker's heartbeats refresh workers.last_seen_ms in the ledger; heartbeats
   // themselves stay in memory (a write per heartbeat would cost more than the tasks).
   int64_t worker_touch_interval_ms = 10'000;
+  // Whether AssignWork counts as a heartbeat. True for workers that ask for work; false for a
+  // coordinator that pushes work to every registered worker on its own, where a worker that
+  // vanished without a goodbye would otherwise stay alive forever.
+  bool assign_counts_as_heartbeat = true;
 };
 
 struct RunningAttempt {
@@ -137,7 +141,7 @@ class Scheduler {
   // A worker leaving on purpose: its leases expire now.
   Status RemoveWorker(std::string_view worker_id, std::string_view reason);
   // Leases up to the worker's free slots of ready tasks in its roles, oldest first, in one
-  // ledger transaction. Counts as a heartbeat.
+  // ledger transaction. Counts as a heartbeat (unless options say otherwise).
   StatusOr<std::vector<Assignment>> AssignWork(std::string_view worker_id);
   // The same for every worker that asked for work since the last call, in one transaction
   // (group commit): what the coordinator loop should call once per poll. Unknown or dead

@@ -156,7 +156,7 @@ StatusOr<std::vector<StatusOr<std::vector<Assignment>>>> Scheduler::AssignWorkBa
                                             " was declared dead; say hello again"));
       continue;
     }
-    TouchWorker(it->second, now);
+    if (options_.assign_counts_as_heartbeat) TouchWorker(it->second, now);
     out.push_back(std::vector<Assignment>());
     if (run_state_ != RunState::kRunning) continue;
     std::vector<TaskId> picks;

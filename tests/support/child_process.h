@@ -1,0 +1,128 @@
+// A child process for integration tests: the real `clisc` binary (or any program) with its output
+// in a log file, killed with the test (PR_SET_PDEATHSIG) so a failed test leaves nothing behind.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace clisc::testutil {
+
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() { Kill(SIGKILL); }
+
+  // Starts `argv` with stdout and stderr appended to `log_path`. False when fork fails.
+  bool Start(const std::vector<std::string>& argv, const std::filesystem::path& log_path) {
+    Kill(SIGKILL);
+    log_path_ = log_path;
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+      }
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    pid_ = pid;
+    exit_status_.reset();
+    return true;
+  }
+
+  bool running() {
+    Reap(false);
+    return pid_ > 0 && !exit_status_;
+  }
+  pid_t pid() const { return pid_; }
+
+  void Signal(int sig) {
+    if (running()) kill(pid_, sig);
+  }
+  // Sends `sig` and reaps the process.
+  void Kill(int sig) {
+    if (pid_ <= 0) return;
+    if (!exit_status_) {
+      kill(pid_, sig);
+      Reap(true);
+    }
+    pid_ = -1;
+  }
+
+  // The wait status once the process has ended within `timeout`, nullopt otherwise.
+  std::optional<int> Wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      Reap(false);
+      if (exit_status_) return exit_status_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return std::nullopt;
+  }
+  std::optional<int> exit_status() const { return exit_status_; }
+
+  std::string Log() const {
+    std::ifstream in(log_path_);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+ private:
+  void Reap(bool block) {
+    if (pid_ <= 0 || exit_status_) return;
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, block ? 0 : WNOHANG);
+    if (r == pid_) exit_status_ = status;
+  }
+
+  pid_t pid_ = -1;
+  std::optional<int> exit_status_;
+  std::filesystem::path log_path_;
+};
+
+// A loopback TCP port that was free a moment ago (bind to port 0 and read it back).
+inline int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+}  // namespace clisc::testutil
