@@ -1,10 +1,13 @@
 // Durability against process crashes: a writer killed with SIGKILL at random moments leaves a
 // consistent ledger behind.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 #include <random>
 
@@ -18,8 +21,10 @@ namespace {
 using testutil::LedgerTest;
 
 // The worker side of the kill test: leases and completes ready tasks in batches until none is
-// left. Runs in a child process that the test kills at random moments.
-[[noreturn]] void DriveUntilDone(const std::string& path, RunId run, uint32_t seed) {
+// left, writing a byte to `progress_fd` after each committed batch. Runs in a child process that
+// the test kills at random moments.
+[[noreturn]] void DriveUntilDone(const std::string& path, RunId run, uint32_t seed,
+                                 int progress_fd) {
   FakeClock clock;
   auto ledger = Ledger::Open(path, &clock);
   if (!ledger.ok()) _exit(2);
@@ -47,6 +52,8 @@ using testutil::LedgerTest;
                       {{"out", "t/" + std::to_string(g->task_id), 1, std::string(64, 'b')}}});
     }
     if (!(*ledger)->CompleteBatch(done).ok()) _exit(5);
+    const char tick = 1;
+    (void)!::write(progress_fd, &tick, 1);
   }
 }
 
@@ -72,13 +79,34 @@ TEST_F(LedgerTest, SurvivesSigkillMidTransaction) {
   bool finished = false;
   constexpr int kKillRounds = 40;  // then the child is left to finish
   for (int round = 0; round <= kKillRounds && !finished; ++round) {
+    int progress[2];
+    ASSERT_EQ(::pipe2(progress, O_NONBLOCK), 0);
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
-    if (pid == 0) DriveUntilDone(path_, run_, static_cast<uint32_t>(round));
+    if (pid == 0) {
+      ::close(progress[0]);
+      ::signal(SIGPIPE, SIG_IGN);  // the test stops reading before the last child is done
+      DriveUntilDone(path_, run_, static_cast<uint32_t>(round), progress[1]);
+    }
+    ::close(progress[1]);
     if (round < kKillRounds) {
-      ::usleep(static_cast<useconds_t>(300 + rng() % 8'000));
+      // Kill after the child committed a few batches (however slow the machine is), at a random
+      // moment of the next one, which is often mid-transaction.
+      const int batches = 1 + static_cast<int>(rng() % 3);
+      int seen = 0;
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (seen < batches && std::chrono::steady_clock::now() < give_up) {
+        pollfd wait{progress[0], POLLIN, 0};
+        if (::poll(&wait, 1, 100) <= 0) continue;
+        char buffer[64];
+        const ssize_t n = ::read(progress[0], buffer, sizeof(buffer));
+        if (n <= 0) break;  // the child finished (or died) and closed its end
+        seen += static_cast<int>(n);
+      }
+      ::usleep(static_cast<useconds_t>(rng() % 2'000));
       ::kill(pid, SIGKILL);
     }
+    ::close(progress[0]);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     if (WIFEXITED(status)) {
