@@ -16,8 +16,8 @@ packages=(
   libsqlite3-dev sqlite3 protobuf-compiler libprotobuf-dev
   # support libraries
   libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  # tests
-  libgtest-dev libgmock-dev
+  # tests, and the frame decoder's fuzz target (libFuzzer comes with clang's runtime)
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # real brain anatomy for the synthetic data (Colin27)
   mricron-data
   # python tooling used by bench/ and fixture checks
@@ -25,7 +25,9 @@ packages=(
 )
 
 if [[ "${1:-}" == "--with-bench" ]]; then
-  packages+=(python3-torch python3-celery python3-distributed hyperfine)
+  # bench/runtime: Celery's Redis transport and result backend need python3-redis (only
+  # suggested by python3-celery); python3-distributed brings dask-scheduler and dask-worker.
+  packages+=(python3-torch python3-celery python3-redis python3-distributed hyperfine)
 fi
 
 sudo_cmd=()
