@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -26,32 +27,49 @@ namespace clisc::testutil {
 class ChildProcess {
  public:
   ChildProcess() = default;
+  // Starts at once, with a fresh log.
+  ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& log_path) {
+    Start(argv, log_path, /*append=*/false);
+  }
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess() { Kill(SIGKILL); }
 
-  // Starts `argv` with stdout and stderr appended to `log_path`. False when fork fails.
-  bool Start(const std::vector<std::string>& argv, const std::filesystem::path& log_path) {
+  // Starts `argv` with stdout and stderr going to `log_path` (appended, so restarts of one
+  // process share a log). False when fork fails.
+  bool Start(const std::vector<std::string>& argv, const std::filesystem::path& log_path,
+             bool append = true) {
     Kill(SIGKILL);
     log_path_ = log_path;
+    // Everything the child needs is prepared before fork(): between fork and exec a child of a
+    // multithreaded process may only make async-signal-safe calls.
+    std::vector<std::string> args_copy = argv;
+    std::vector<char*> args;
+    for (std::string& a : args_copy) args.push_back(a.data());
+    args.push_back(nullptr);
+    const int fd = open(log_path.c_str(),
+                        O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
     const pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0) return false;
+    if (pid < 0) {
+      if (fd >= 0) close(fd);
+      return false;
+    }
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(127);
-      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      struct rlimit no_core {
+        0, 0
+      };  // crash tests abort on purpose: no core files
+      setrlimit(RLIMIT_CORE, &no_core);
       if (fd >= 0) {
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
-        close(fd);
       }
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
       execv(args[0], args.data());
       _exit(127);
     }
+    if (fd >= 0) close(fd);
     pid_ = pid;
     exit_status_.reset();
     return true;
@@ -79,12 +97,11 @@ class ChildProcess {
   // The wait status once the process has ended within `timeout`, nullopt otherwise.
   std::optional<int> Wait(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (true) {
       Reap(false);
-      if (exit_status_) return exit_status_;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (exit_status_ || std::chrono::steady_clock::now() >= deadline) return exit_status_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return std::nullopt;
   }
   std::optional<int> exit_status() const { return exit_status_; }
 

@@ -25,6 +25,7 @@
 #include "common/wire/router_framing.h"
 #include "common/wire/zmq_socket.h"
 #include "schemas/clisc.pb.h"
+#include "tests/support/child_process.h"
 
 namespace clisc::worker_test {
 
@@ -246,68 +247,7 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// The built `clisc` binary as a child process, stderr captured in a file.
-class ChildProcess {
- public:
-  ChildProcess(const std::vector<std::string>& args, const std::filesystem::path& stderr_path)
-      : args_(args), stderr_path_(stderr_path) {
-    // Everything the child needs is prepared before fork(): between fork and exec a child of a
-    // multithreaded process may only make async-signal-safe calls.
-    std::vector<char*> argv;
-    for (std::string& arg : args_) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int err_fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid_ = fork();
-    if (pid_ == 0) {
-      struct rlimit no_core {
-        0, 0
-      };  // the crash test aborts on purpose: no core files
-      setrlimit(RLIMIT_CORE, &no_core);
-      if (err_fd >= 0) dup2(err_fd, STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    if (err_fd >= 0) ::close(err_fd);
-  }
-  ~ChildProcess() {
-    if (pid_ > 0 && !status_) {
-      kill(pid_, SIGKILL);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-  }
-
-  pid_t pid() const { return pid_; }
-  void Signal(int signal_number) { kill(pid_, signal_number); }
-
-  // The wait status, or nullopt if it still runs after `timeout`.
-  std::optional<int> Wait(std::chrono::milliseconds timeout) {
-    const auto end = SteadyClock::now() + timeout;
-    while (!status_) {
-      int status = 0;
-      const pid_t done = waitpid(pid_, &status, WNOHANG);
-      if (done == pid_) {
-        status_ = status;
-        break;
-      }
-      if (SteadyClock::now() >= end) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return status_;
-  }
-
-  std::string Stderr() const {
-    std::ifstream in(stderr_path_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
- private:
-  std::vector<std::string> args_;
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-  std::filesystem::path stderr_path_;
-};
+// The built `clisc` binary as a child process, its output captured in a file.
+using testutil::ChildProcess;
 
 }  // namespace clisc::worker_test

@@ -66,7 +66,7 @@ TEST_F(WorkerProcessTest, ProtocolVersionRefusalExitsOneNamingBothVersions) {
   const auto status = child->Wait(milliseconds(5000));
   ASSERT_TRUE(status) << "the worker did not exit";
   EXPECT_EQ(ExitCode(status), 1);
-  const std::string err = child->Stderr();
+  const std::string err = child->Log();
   EXPECT_NE(err.find("protocol version " + std::to_string(theirs)), std::string::npos) << err;
   EXPECT_NE(err.find("protocol version " + std::to_string(kProtocolVersion)), std::string::npos)
       << err;
@@ -91,8 +91,8 @@ TEST_F(WorkerProcessTest, SigtermDrainsRunningTaskThenExitsZero) {
   auto leaving = coordinator_.WaitFor(Body::kDisconnect, milliseconds(3000));
   ASSERT_TRUE(leaving);
   EXPECT_FALSE(leaving->envelope.disconnect().draining());
-  EXPECT_EQ(ExitCode(child->Wait(milliseconds(5000))), 0) << child->Stderr();
-  const std::string err = child->Stderr();
+  EXPECT_EQ(ExitCode(child->Wait(milliseconds(5000))), 0) << child->Log();
+  const std::string err = child->Log();
   EXPECT_NE(err.find("worker_exit"), std::string::npos) << err;
   EXPECT_NE(err.find("succeeded=1"), std::string::npos) << err;
 }
@@ -121,7 +121,7 @@ TEST_F(WorkerProcessTest, TaskLongerThanDrainTimeoutIsHandedBack) {
   auto leaving = coordinator_.WaitFor(Body::kDisconnect, milliseconds(3000));
   ASSERT_TRUE(leaving);
   EXPECT_FALSE(leaving->envelope.disconnect().draining());
-  EXPECT_EQ(ExitCode(child->Wait(milliseconds(5000))), 0) << child->Stderr();
+  EXPECT_EQ(ExitCode(child->Wait(milliseconds(5000))), 0) << child->Log();
 }
 
 TEST_F(WorkerProcessTest, SecondSignalStopsWithoutWaiting) {
@@ -135,7 +135,7 @@ TEST_F(WorkerProcessTest, SecondSignalStopsWithoutWaiting) {
   auto result = coordinator_.WaitForResult("1", 1, milliseconds(3000));
   ASSERT_TRUE(result);
   EXPECT_EQ(result->error().code(), wire::Error::UNAVAILABLE);
-  EXPECT_EQ(ExitCode(child->Wait(milliseconds(5000))), 0) << child->Stderr();
+  EXPECT_EQ(ExitCode(child->Wait(milliseconds(5000))), 0) << child->Log();
 }
 
 TEST_F(WorkerProcessTest, CrashRoleKillsTheWorkerProcess) {
@@ -184,7 +184,7 @@ TEST(WorkerCurveTest, WorkerWithAnAllowedKeyGetsThrough) {
        "--curve-key", (temp.path() / "worker.key").string()},
       temp.path() / "stderr.txt");
   auto hello = coordinator.AcceptHello(milliseconds(10'000));
-  ASSERT_TRUE(hello) << child.Stderr();
+  ASSERT_TRUE(hello) << child.Log();
   EXPECT_EQ(hello->envelope.hello().worker_id(), "curve-worker");
   coordinator.Assign("1", 1, "noop", "{}");
   auto result = coordinator.WaitForResult("1", 1, milliseconds(3000));
@@ -194,7 +194,7 @@ TEST(WorkerCurveTest, WorkerWithAnAllowedKeyGetsThrough) {
   child.Signal(SIGTERM);
   const auto status = child.Wait(milliseconds(5000));
   ASSERT_TRUE(status);
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << child.Stderr();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << child.Log();
   authenticator.reset();
 }
 
@@ -235,7 +235,7 @@ TEST_F(WorkerProcessTest, BadCommandLinesAreUsageErrors) {
   for (const Case& c : cases) {
     auto child = Run(c.args);
     EXPECT_EQ(ExitCode(child->Wait(milliseconds(0))), 2) << c.expected;
-    EXPECT_NE(child->Stderr().find(c.expected), std::string::npos) << child->Stderr();
+    EXPECT_NE(child->Log().find(c.expected), std::string::npos) << child->Log();
   }
 }
 
