@@ -287,6 +287,8 @@ Status Coordinator::WriteSummary() {
         {"p99", latency_.QuantileMs(0.99)}}},
       {"frames_dropped", drops_.total()},
       {"results_refused", counters_.results_refused},
+      {"artifact_chunks_served", counters_.artifact_chunks_served},
+      {"artifact_puts", counters_.artifact_puts},
       {"invalidated_on_resume", counters_.invalidated_on_resume}};
   return WriteFileAtomically(*options_.summary_path, summary.dump(2) + "\n");
 }
