@@ -67,22 +67,6 @@ int UsageError(const std::string& message) {
   return kExitUsage;
 }
 
-// The CURVE client setup for each new coordinator socket: the worker's own key pair and the
-// coordinator's public key.
-StatusOr<std::function<Status(void*)>> CurveConfigurer(const std::string& server_key_file,
-                                                       const std::string& client_key_file) {
-  ASSIGN_OR_RETURN(CurveKeyPair server, ReadCurveKeyFile(server_key_file));
-  ASSIGN_OR_RETURN(CurveKeyPair client, ReadCurveKeyFile(client_key_file));
-  if (client.secret_z85.empty()) {
-    return InvalidArgumentError("--curve-key " + client_key_file +
-                                " holds no secret key; pass the worker's .key file, not a .pub");
-  }
-  return std::function<Status(void*)>(
-      [client, server_public = server.public_z85](void* raw_socket) {
-        return EnableCurveClient(raw_socket, client, server_public);
-      });
-}
-
 int RunWorker(const std::vector<std::string>& args) {
   worker::RoleRegistry registry;
   if (Status registered = worker::RegisterTestRoles(registry); !registered.ok()) {
@@ -216,7 +200,7 @@ int RunWorker(const std::vector<std::string>& args) {
     return UsageError("CurveZMQ needs both --curve-server-key and --curve-key");
   }
   if (parser.Has("curve-key")) {
-    auto configure = CurveConfigurer(parser.Get("curve-server-key"), parser.Get("curve-key"));
+    auto configure = CurveClientFromFiles(parser.Get("curve-server-key"), parser.Get("curve-key"));
     if (!configure.ok()) {
       std::cerr << "error: clisc worker: " << configure.status().message() << "\n";
       return kExitUsage;

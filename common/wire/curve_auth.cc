@@ -653,4 +653,19 @@ void CurveAuthenticator::Stop() {
   if (impl_) impl_->Stop();
 }
 
+StatusOr<std::function<Status(void*)>> CurveClientFromFiles(
+    const std::filesystem::path& server_key_file, const std::filesystem::path& client_key_file,
+    std::string_view flag) {
+  ASSIGN_OR_RETURN(CurveKeyPair server, ReadCurveKeyFile(server_key_file));
+  ASSIGN_OR_RETURN(CurveKeyPair client, ReadCurveKeyFile(client_key_file));
+  if (client.secret_z85.empty()) {
+    return InvalidArgumentError(std::string(flag) + " " + client_key_file.string() +
+                                " holds no secret key; pass the client's .key file, not a .pub");
+  }
+  return std::function<Status(void*)>(
+      [client, server_public = server.public_z85](void* raw_socket) {
+        return EnableCurveClient(raw_socket, client, server_public);
+      });
+}
+
 }  // namespace clisc

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -46,6 +47,11 @@ StatusOr<std::set<std::string>> ReadCurveAllowList(const std::filesystem::path& 
 Status EnableCurveServer(void* raw_socket, const CurveKeyPair& server_keys);
 Status EnableCurveClient(void* raw_socket, const CurveKeyPair& client_keys,
                          std::string_view server_public_z85);
+// The client setup from key files (the client's .key, the server's .pub or .key), ready for
+// ZmqSocketOptions::configure; `flag` names the client key option in error messages.
+StatusOr<std::function<Status(void*)>> CurveClientFromFiles(
+    const std::filesystem::path& server_key_file, const std::filesystem::path& client_key_file,
+    std::string_view flag = "--curve-key");
 
 // Answers ZAP requests (RFC 27) for every socket of `context` with a CURVE server: allows exactly
 // the listed keys and denies everything else (other mechanisms included). The user id of an
