@@ -130,8 +130,11 @@ int RunWorker(const std::vector<std::string>& args) {
   if (int rc = ParseCommandLine(parser, args); rc >= 0) return rc;
 
   if (parser.Has("log-format") || parser.Has("log-level")) {
-    auto format = ParseLogFormat(parser.Has("log-format") ? parser.Get("log-format") : "text");
-    auto level = ParseLogLevel(parser.Has("log-level") ? parser.Get("log-level") : "info");
+    // The flag given here overrides the global one; the other keeps its global setting.
+    StatusOr<LogFormat> format = parser.Has("log-format") ? ParseLogFormat(parser.Get("log-format"))
+                                                          : StatusOr<LogFormat>(CurrentLogFormat());
+    StatusOr<LogLevel> level = parser.Has("log-level") ? ParseLogLevel(parser.Get("log-level"))
+                                                       : StatusOr<LogLevel>(CurrentLogLevel());
     if (!format.ok()) return UsageError("--log-format: " + format.status().message());
     if (!level.ok()) return UsageError("--log-level: " + level.status().message());
     InitLogging(*level, *format);

@@ -65,6 +65,18 @@ StatusOr<LogFormat> ParseLogFormat(std::string_view text) {
   return InvalidArgumentError("log format must be text or json, got '" + std::string(text) + "'");
 }
 
+LogLevel CurrentLogLevel() {
+  LoggerState& s = State();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.logger ? s.level : LogLevel::kInfo;
+}
+
+LogFormat CurrentLogFormat() {
+  LoggerState& s = State();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.logger ? s.format : LogFormat::kText;
+}
+
 void InitLogging(LogLevel level, LogFormat format, std::string_view component) {
   LoggerState& s = State();
   std::lock_guard<std::mutex> lock(s.mu);

@@ -41,6 +41,9 @@ StatusOr<LogFormat> ParseLogFormat(std::string_view text);
 // Sets up the process-wide logger (stderr). Safe to call again to change level or format.
 void InitLogging(LogLevel level, LogFormat format, std::string_view component = "clisc");
 
+// The settings in force (a command that overrides one keeps the other as the user set it).
+LogLevel CurrentLogLevel();
+LogFormat CurrentLogFormat();
 void LogEvent(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
 inline void LogDebug(std::string_view e, std::initializer_list<LogField> f = {}) { LogEvent(LogLevel::kDebug, e, f); }
 inline void LogInfo(std::string_view e, std::initializer_list<LogField> f = {}) { LogEvent(LogLevel::kInfo, e, f); }

@@ -31,3 +31,18 @@ TEST(LoggingTest, ParsesLevelsAndFormats) {
 
 }  // namespace
 }  // namespace clisc
+
+namespace clisc {
+namespace {
+
+TEST(LoggingSettingsTest, CurrentSettingsAreTheLastInitialized) {
+  InitLogging(LogLevel::kWarn, LogFormat::kJson);
+  EXPECT_EQ(CurrentLogLevel(), LogLevel::kWarn);
+  EXPECT_EQ(CurrentLogFormat(), LogFormat::kJson);
+  InitLogging(LogLevel::kInfo, LogFormat::kText);
+  EXPECT_EQ(CurrentLogLevel(), LogLevel::kInfo);
+  EXPECT_EQ(CurrentLogFormat(), LogFormat::kText);
+}
+
+}  // namespace
+}  // namespace clisc
