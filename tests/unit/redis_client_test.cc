@@ -222,21 +222,13 @@ TEST(RedisClientTest, ConnectionLostMidSessionBreaksTheClient) {
 
 TEST(RedisClientTest, SilentServerTimesOut) {
   // A listening socket that never answers: connect succeeds (the backlog), PING never returns.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(fd, 4), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  std::string url = "redis://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  testutil::SilentServer silent_server;
+  ASSERT_TRUE(silent_server.ok());
+  std::string url = silent_server.url();
 
   auto start = std::chrono::steady_clock::now();
   auto client = RedisClient::Connect(*ParseRedisUrl(url), milliseconds(200));
   auto elapsed = std::chrono::steady_clock::now() - start;
-  ::close(fd);
   ASSERT_EQ(client.status().code(), StatusCode::kUnavailable) << client.status().ToString();
   EXPECT_NE(client.status().message().find("no answer within"), std::string::npos)
       << client.status().message();

@@ -113,21 +113,13 @@ TEST_F(RedisStatusReaderTest, RedisDownIsUnavailableAndFast) {
 }
 
 TEST_F(RedisStatusReaderTest, SilentServerIsUnavailableWithinTheTimeout) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(fd, 4), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  std::string url = "redis://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  testutil::SilentServer silent_server;
+  ASSERT_TRUE(silent_server.ok());
+  std::string url = silent_server.url();
 
   auto start = steady_clock::now();
   auto silent = ReadMirroredStatus(url, "", "clisc", milliseconds(300));
   auto elapsed = steady_clock::now() - start;
-  ::close(fd);
   EXPECT_EQ(silent.status().code(), StatusCode::kUnavailable) << silent.status().ToString();
   EXPECT_GE(elapsed, milliseconds(250));
   EXPECT_LT(elapsed, milliseconds(800));
