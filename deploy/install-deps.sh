@@ -15,7 +15,7 @@ packages=(
   libzmq3-dev cppzmq-dev libhiredis-dev redis-server
   libsqlite3-dev sqlite3 protobuf-compiler libprotobuf-dev
   # support libraries
-  libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libboost-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libicu-dev
   # tests, and the frame decoder's fuzz target (libFuzzer comes with clang's runtime)
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # real brain anatomy for the synthetic data (Colin27)
