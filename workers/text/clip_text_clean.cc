@@ -17,7 +17,9 @@ namespace {
 
 using U32 = std::u32string;
 
-U32 DecodeUtf8(std::string_view s) {
+// Decodes UTF-8; a malformed sequence becomes U+FFFD, or ends the decode with nullopt when
+// `strict`.
+std::optional<U32> DecodeUtf8Checked(std::string_view s, bool strict) {
   U32 out;
   out.reserve(s.size());
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
@@ -26,24 +28,17 @@ U32 DecodeUtf8(std::string_view s) {
   while (i < n) {
     UChar32 c;
     U8_NEXT(p, i, n, c);
+    if (c < 0 && strict) return std::nullopt;
     out.push_back(c < 0 ? 0xFFFD : static_cast<char32_t>(c));
   }
   return out;
 }
 
+U32 DecodeUtf8(std::string_view s) { return *DecodeUtf8Checked(s, /*strict=*/false); }
+
 // Strict decode: nullopt when the bytes are not valid UTF-8.
 std::optional<U32> DecodeUtf8Strict(std::string_view s) {
-  U32 out;
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-  const int32_t n = static_cast<int32_t>(s.size());
-  int32_t i = 0;
-  while (i < n) {
-    UChar32 c;
-    U8_NEXT(p, i, n, c);
-    if (c < 0) return std::nullopt;
-    out.push_back(static_cast<char32_t>(c));
-  }
-  return out;
+  return DecodeUtf8Checked(s, /*strict=*/true);
 }
 
 void AppendUtf8(char32_t c, std::string& out) {
