@@ -4,73 +4,22 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/support/torch_fixtures.h"
 #include "workers/models/checkpoint_reader.h"
 
 namespace clisc {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-fs::path Fixture(const std::string& relative) {
-  const char* env = std::getenv("CLISC_FIXTURES");
-  const fs::path root = env && *env ? fs::path(env) : fs::path(CLISC_FIXTURES_DEFAULT);
-  return root / relative;
-}
-
-bool FixturesRequired() {
-  const char* env = std::getenv("CLISC_REQUIRE_FIXTURES");
-  return env && std::string(env) == "1";
-}
-
-#define REQUIRE_FIXTURE(path)                                                 \
-  do {                                                                        \
-    if (!fs::exists(path)) {                                                  \
-      if (FixturesRequired()) FAIL() << "missing fixture " << (path);         \
-      GTEST_SKIP() << "fixture " << (path) << " absent (set CLISC_FIXTURES)"; \
-    }                                                                         \
-  } while (0)
-
-// name<TAB>dtype<TAB>shape lines; the shape is "1,8,8,48" or "[64,3,7,7]".
-struct ManifestEntry {
-  std::string name, dtype;
-  std::vector<int64_t> shape;
-};
-
-std::vector<ManifestEntry> ReadManifest(const fs::path& path) {
-  std::vector<ManifestEntry> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::istringstream fields(line);
-    ManifestEntry e;
-    std::string shape;
-    std::getline(fields, e.name, '\t');
-    std::getline(fields, e.dtype, '\t');
-    std::getline(fields, shape, '\t');
-    for (char& c : shape) {
-      if (c == '[' || c == ']' || c == ',') c = ' ';
-    }
-    std::istringstream dims(shape);
-    for (int64_t d; dims >> d;) e.shape.push_back(d);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
+using ::clisc::testing::Fixture;
+using ::clisc::testing::ManifestEntry;
+using ::clisc::testing::ReadBytes;
+using ::clisc::testing::ReadManifest;
 
 void ExpectMatchesManifest(const StateDict& dict, const fs::path& manifest) {
   const std::vector<ManifestEntry> entries = ReadManifest(manifest);
@@ -105,7 +54,7 @@ void ExpectSameAsPickleLoad(const fs::path& path) {
 
 TEST(CheckpointFixtureTest, TinySamOrderedDictMatchesManifestAndPlainCopy) {
   const fs::path path = Fixture("sam/tiny_sam.pth");
-  REQUIRE_FIXTURE(path);
+  CLISC_REQUIRE_FIXTURE(path);
   auto dict = ReadCheckpoint(path);
   ASSERT_TRUE(dict.ok()) << dict.status().ToString();
   ExpectMatchesManifest(*dict, Fixture("sam/keys_tiny.txt"));
@@ -121,7 +70,7 @@ TEST(CheckpointFixtureTest, PlainDictGoldensMatchPickleLoad) {
   for (const char* file : {"sam/encoder_io.pth", "sam/prompt_io.pth", "sam/predictor_io.pth",
                            "clip/clip_io.pth", "cam/cam_io.pth"}) {
     const fs::path path = Fixture(file);
-    REQUIRE_FIXTURE(path);
+    CLISC_REQUIRE_FIXTURE(path);
     SCOPED_TRACE(file);
     ExpectSameAsPickleLoad(path);
   }
@@ -129,7 +78,7 @@ TEST(CheckpointFixtureTest, PlainDictGoldensMatchPickleLoad) {
 
 TEST(CheckpointFixtureTest, ResNetStateDictMatchesManifest) {
   const fs::path path = Fixture("cam/resnet1111_clisc_state_dict.pth");
-  REQUIRE_FIXTURE(path);
+  CLISC_REQUIRE_FIXTURE(path);
   auto dict = ReadCheckpoint(path);
   ASSERT_TRUE(dict.ok()) << dict.status().ToString();
   const std::vector<ManifestEntry> entries = ReadManifest(Fixture("cam/keys_resnet1111_clisc.txt"));
@@ -143,8 +92,8 @@ TEST(CheckpointFixtureTest, ResNetStateDictMatchesManifest) {
 TEST(CheckpointFixtureTest, ClipStateDictEqualsTorchScriptParameters) {
   const fs::path state_path = Fixture("clip/tiny_clip_state_dict.pth");
   const fs::path jit_path = Fixture("clip/tiny_clip_jit.pt");
-  REQUIRE_FIXTURE(state_path);
-  REQUIRE_FIXTURE(jit_path);
+  CLISC_REQUIRE_FIXTURE(state_path);
+  CLISC_REQUIRE_FIXTURE(jit_path);
   auto state = ReadCheckpoint(state_path);
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   auto jit = ReadCheckpoint(jit_path);
