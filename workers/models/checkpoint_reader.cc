@@ -125,6 +125,12 @@ StatusOr<ValuePtr> Reduce(const Value& callable, const Value& args) {
     }
     return args.items[0];
   }
+  // LibTorch's torch::pickle_save wraps typed containers as restore_type_tag(obj, "Dict[str,
+  // Tensor]"); the type only matters to TorchScript, so the object stands for itself.
+  if (name == "torch.jit._pickle.restore_type_tag") {
+    if (args.items.empty()) return InvalidArgumentError(name + " without an object");
+    return args.items[0];
+  }
   if (name.rfind("torch._utils._rebuild_", 0) == 0) {
     return UnimplementedError("unsupported tensor kind " + name);
   }

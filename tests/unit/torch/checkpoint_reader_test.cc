@@ -192,6 +192,23 @@ TEST_F(CheckpointReaderTest, ZipOrderedDictWithEveryTensorKind) {
   EXPECT_EQ(t["param"][1].item<float>(), 100.0f);
 }
 
+// torch::pickle_save, LibTorch's own writer, tags a typed dict with restore_type_tag.
+TEST_F(CheckpointReaderTest, LibTorchPickleSaveOfATypedDict) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  dict.insert("a", torch::arange(4, torch::kFloat));
+  dict.insert("b", torch::ones({2, 2}, torch::kLong));
+  const std::vector<char> bytes = torch::pickle_save(dict);
+  const fs::path path = dir_ / "pickle_save.pt";
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  auto read = ReadCheckpoint(path);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].first, "a");
+  EXPECT_TRUE(torch::equal((*read)[0].second, torch::arange(4, torch::kFloat)));
+  EXPECT_TRUE(torch::equal((*read)[1].second, torch::ones({2, 2}, torch::kLong)));
+}
+
 TEST_F(CheckpointReaderTest, NestedDictsSelectedByPrefix) {
   PickleWriter p;
   p.Proto().EmptyDict().Mark().Str("epoch").Int(3).Str("model").EmptyDict().Mark();
