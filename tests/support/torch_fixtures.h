@@ -32,12 +32,12 @@ inline bool FixturesRequired() {
 }
 
 // In a TEST body: skip (or fail in CI) when a fixture file is missing.
-#define CLISC_REQUIRE_FIXTURE(path)                                                  \
-  do {                                                                               \
-    if (!std::filesystem::exists(path)) {                                            \
+#define CLISC_REQUIRE_FIXTURE(path)                                                     \
+  do {                                                                                  \
+    if (!std::filesystem::exists(path)) {                                               \
       if (::clisc::testing::FixturesRequired()) FAIL() << "missing fixture " << (path); \
-      GTEST_SKIP() << "fixture " << (path) << " absent (set CLISC_FIXTURES)";        \
-    }                                                                                \
+      GTEST_SKIP() << "fixture " << (path) << " absent (set CLISC_FIXTURES)";           \
+    }                                                                                   \
   } while (0)
 
 inline std::string ReadBytes(const fs::path& path) {
@@ -85,32 +85,50 @@ inline std::vector<ManifestEntry> ReadManifest(const fs::path& path) {
   return out;
 }
 
-// A module's state (named_parameters then named_buffers, as a state_dict lists them) against a
-// manifest: the same set of names, each with the manifest's shape. Order is not compared, since
-// LibTorch registers a module's own parameters and buffers in two lists where Python keeps one.
-inline void ExpectModuleMatchesManifest(const torch::nn::Module& module, const fs::path& manifest) {
-  std::map<std::string, std::vector<int64_t>> ours;
-  for (const auto& p : module.named_parameters()) ours[p.key()] = p.value().sizes().vec();
-  for (const auto& b : module.named_buffers()) ours[b.key()] = b.value().sizes().vec();
-  const std::vector<ManifestEntry> entries = ReadManifest(manifest);
-  ASSERT_FALSE(entries.empty()) << manifest;
-  std::map<std::string, std::vector<int64_t>> theirs;
-  for (const auto& e : entries) theirs[e.name] = e.shape;
-  for (const auto& [name, shape] : theirs) {
+// A module's state (named_parameters then named_buffers, as a state_dict lists them) against the
+// manifest's entries under `prefix` (stripped): the same set of names, each with the manifest's
+// shape and dtype. Order is not compared, since LibTorch registers a module's own parameters and
+// buffers in two lists where Python keeps one.
+inline void ExpectModuleMatchesManifest(const torch::nn::Module& module, const fs::path& manifest,
+                                        const std::string& prefix = "") {
+  std::map<std::string, torch::Tensor> ours;
+  for (const auto& p : module.named_parameters()) ours[p.key()] = p.value();
+  for (const auto& b : module.named_buffers()) ours[b.key()] = b.value();
+  std::map<std::string, ManifestEntry> theirs;
+  for (const auto& e : ReadManifest(manifest)) {
+    if (e.name.rfind(prefix, 0) == 0) theirs[e.name.substr(prefix.size())] = e;
+  }
+  ASSERT_FALSE(theirs.empty()) << manifest << " has no entry under '" << prefix << "'";
+  for (const auto& [name, entry] : theirs) {
     auto it = ours.find(name);
     if (it == ours.end()) {
-      ADD_FAILURE() << "module lacks " << name;
+      ADD_FAILURE() << "module lacks " << prefix << name;
       continue;
     }
-    EXPECT_EQ(it->second, shape) << name;
+    EXPECT_EQ(it->second.sizes().vec(), entry.shape) << prefix << name;
+    const std::string dtype = it->second.scalar_type() == torch::kFloat  ? "float32"
+                              : it->second.scalar_type() == torch::kLong ? "int64"
+                                                                         : "other";
+    EXPECT_EQ(dtype, entry.dtype) << prefix << name;
   }
-  for (const auto& [name, shape] : ours)
-    EXPECT_TRUE(theirs.count(name)) << "module has " << name << ", which " << manifest << " lacks";
+  for (const auto& [name, tensor] : ours)
+    EXPECT_TRUE(theirs.count(name))
+        << "module has " << prefix << name << ", which " << manifest << " lacks";
+}
+
+// The largest |a - b|, in double; 0 for empty tensors.
+inline double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.numel() == 0) return 0.0;
+  return (a.detach().to(torch::kCPU, torch::kDouble) - b.detach().to(torch::kCPU, torch::kDouble))
+      .abs()
+      .max()
+      .item<double>();
 }
 
 // |actual - expected| <= atol + rtol * |expected| everywhere, reporting the worst element.
-inline ::testing::AssertionResult AllClose(const torch::Tensor& actual, const torch::Tensor& expected,
-                                         double atol, double rtol = 0.0) {
+inline ::testing::AssertionResult AllClose(const torch::Tensor& actual,
+                                           const torch::Tensor& expected, double atol,
+                                           double rtol = 0.0) {
   if (actual.sizes() != expected.sizes())
     return ::testing::AssertionFailure()
            << "shape " << actual.sizes() << " vs expected " << expected.sizes();

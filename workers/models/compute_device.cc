@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <charconv>
 
@@ -20,17 +21,18 @@ StatusOr<torch::Device> ParseDevice(std::string_view text) {
     const std::string_view digits = text.substr(4);
     if (digits.size() < 2 || digits[0] != ':')
       return InvalidArgumentError("device '" + std::string(text) + "': expected cuda:N");
-    const auto [end, error] = std::from_chars(digits.data() + 1, digits.data() + digits.size(), index);
+    const auto [end, error] =
+        std::from_chars(digits.data() + 1, digits.data() + digits.size(), index);
     if (error != std::errc() || end != digits.data() + digits.size() || index < 0 || index > 255)
       return InvalidArgumentError("device '" + std::string(text) + "': bad GPU index");
   }
   const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
   if (count == 0)
     return UnavailableError("device '" + std::string(text) +
-                               "': no CUDA GPU is visible to this process (or LibTorch lacks CUDA)");
+                            "': no CUDA GPU is visible to this process (or LibTorch lacks CUDA)");
   if (index >= count)
     return UnavailableError("device '" + std::string(text) + "': only " + std::to_string(count) +
-                               " CUDA GPU(s) visible");
+                            " CUDA GPU(s) visible");
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
@@ -43,9 +45,12 @@ StatusOr<Precision> ParsePrecision(std::string_view text) {
 
 std::string_view PrecisionName(Precision precision) {
   switch (precision) {
-    case Precision::kFloat32: return "fp32";
-    case Precision::kBFloat16: return "bf16";
-    case Precision::kFloat16: return "fp16";
+    case Precision::kFloat32:
+      return "fp32";
+    case Precision::kBFloat16:
+      return "bf16";
+    case Precision::kFloat16:
+      return "fp16";
   }
   return "fp32";
 }
@@ -61,26 +66,58 @@ StatusOr<ComputeDevice> ParseComputeDevice(std::string_view device, std::string_
 }
 
 namespace {
+
 torch::ScalarType LowDtype(Precision p) {
   return p == Precision::kFloat16 ? torch::kHalf : torch::kBFloat16;
 }
+
+// LibTorch 2.4 replaced the per-device autocast switches with device-generic ones; GPU workers
+// run a newer LibTorch than Debian's CPU-only 1.13, so both spellings are kept here, once.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+at::DeviceType AutocastDevice(bool cuda) { return cuda ? at::kCUDA : at::kCPU; }
+bool AutocastEnabled(bool cuda) { return at::autocast::is_autocast_enabled(AutocastDevice(cuda)); }
+void SetAutocastEnabled(bool cuda, bool enabled) {
+  at::autocast::set_autocast_enabled(AutocastDevice(cuda), enabled);
+}
+torch::ScalarType AutocastDtype(bool cuda) {
+  return at::autocast::get_autocast_dtype(AutocastDevice(cuda));
+}
+void SetAutocastDtype(bool cuda, torch::ScalarType dtype) {
+  at::autocast::set_autocast_dtype(AutocastDevice(cuda), dtype);
+}
+#else
+bool AutocastEnabled(bool cuda) {
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+void SetAutocastEnabled(bool cuda, bool enabled) {
+  if (cuda) {
+    at::autocast::set_enabled(enabled);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+  }
+}
+torch::ScalarType AutocastDtype(bool cuda) {
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+void SetAutocastDtype(bool cuda, torch::ScalarType dtype) {
+  if (cuda) {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+}
+#endif
+
 }  // namespace
 
 InferenceAutocast::InferenceAutocast(const ComputeDevice& compute) {
   if (!compute.reduced()) return;
   active_ = true;
   cuda_ = compute.device.is_cuda();
-  if (cuda_) {
-    previous_enabled_ = at::autocast::is_enabled();
-    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_gpu_dtype(LowDtype(compute.precision));
-    at::autocast::set_enabled(true);
-  } else {
-    previous_enabled_ = at::autocast::is_cpu_enabled();
-    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_autocast_cpu_dtype(LowDtype(compute.precision));
-    at::autocast::set_cpu_enabled(true);
-  }
+  previous_enabled_ = AutocastEnabled(cuda_);
+  previous_dtype_ = AutocastDtype(cuda_);
+  SetAutocastDtype(cuda_, LowDtype(compute.precision));
+  SetAutocastEnabled(cuda_, true);
   at::autocast::increment_nesting();
 }
 
@@ -89,13 +126,19 @@ InferenceAutocast::~InferenceAutocast() {
   // The cast cache holds low-precision copies of the weights; drop it when the outermost scope
   // ends, as torch.autocast's __exit__ does.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  if (cuda_) {
-    at::autocast::set_enabled(previous_enabled_);
-    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-  } else {
-    at::autocast::set_cpu_enabled(previous_enabled_);
-    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
-  }
+  SetAutocastEnabled(cuda_, previous_enabled_);
+  SetAutocastDtype(cuda_, previous_dtype_);
+}
+
+Float32Scope::Float32Scope()
+    : cuda_was_enabled_(AutocastEnabled(true)), cpu_was_enabled_(AutocastEnabled(false)) {
+  if (cuda_was_enabled_) SetAutocastEnabled(true, false);
+  if (cpu_was_enabled_) SetAutocastEnabled(false, false);
+}
+
+Float32Scope::~Float32Scope() {
+  if (cuda_was_enabled_) SetAutocastEnabled(true, true);
+  if (cpu_was_enabled_) SetAutocastEnabled(false, true);
 }
 
 }  // namespace clisc::models

@@ -51,4 +51,19 @@ class InferenceAutocast {
   torch::ScalarType previous_dtype_ = torch::kFloat;
 };
 
+// Autocast off (CPU and CUDA) for the scope's lifetime, for small parts whose precision matters
+// more than their cost (SAM's Fourier position features: a bf16 matmul before sin/cos shifts
+// phases by up to ~0.1 rad). Restores the previous state.
+class Float32Scope {
+ public:
+  Float32Scope();
+  ~Float32Scope();
+  Float32Scope(const Float32Scope&) = delete;
+  Float32Scope& operator=(const Float32Scope&) = delete;
+
+ private:
+  bool cuda_was_enabled_;
+  bool cpu_was_enabled_;
+};
+
 }  // namespace clisc::models
