@@ -10,11 +10,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -118,6 +120,23 @@ class RedisServer {
     return ok;
   }
 
+  // redis-server creates the socket file at bind(), before listen(), so the file existing is not
+  // enough: a client connecting in between is refused.
+  static bool AcceptsUnix(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(addr.sun_path)) {
+      ::close(fd);
+      return false;
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    ::close(fd);
+    return ok;
+  }
+
   std::string LogTail() const {
     std::ifstream in(dir_ / "redis.log");
     std::stringstream text;
@@ -169,7 +188,7 @@ class RedisServer {
         return UnavailableError("redis-server on port " + std::to_string(port_) +
                                 " exited at start: " + LogTail());
       }
-      if (Accepts(port_) && std::filesystem::exists(socket_path())) return OkStatus();
+      if (Accepts(port_) && AcceptsUnix(socket_path())) return OkStatus();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     Kill();
