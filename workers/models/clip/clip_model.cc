@@ -1,11 +1,12 @@
 #include "workers/models/clip/clip_model.h"
 
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "workers/models/compute_device.h"
 
 namespace clisc::models {
 namespace {
@@ -27,7 +28,7 @@ ClipLayerNormImpl::ClipLayerNormImpl(int64_t width) {
 }
 
 torch::Tensor ClipLayerNormImpl::forward(const torch::Tensor& x) {
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  Float32Scope float32_only;
   const torch::Tensor out = torch::layer_norm(x.to(torch::kFloat), {weight.size(0)},
                                               weight.to(torch::kFloat), bias.to(torch::kFloat),
                                               /*eps=*/1e-5);
@@ -186,7 +187,7 @@ torch::Tensor ClipImpl::EncodeText(const torch::Tensor& tokens, ClipActivations*
 
 torch::Tensor ClipImpl::LogitsFromFeatures(const torch::Tensor& image_features,
                                            const torch::Tensor& text_features) {
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  Float32Scope float32_only;
   const torch::Tensor image = image_features.to(torch::kFloat);
   const torch::Tensor text = text_features.to(torch::kFloat);
   const torch::Tensor image_n = image / image.norm(2, 1, /*keepdim=*/true);
