@@ -11,8 +11,8 @@
 #include <sstream>
 #include <system_error>
 
-#include "common/case_validation.h"
 #include "common/atomic_file.h"
+#include "common/case_validation.h"
 #include "common/volume_io.h"
 
 namespace clisc {
@@ -116,7 +116,7 @@ float PercentileValue(std::vector<float> values, double percentile) {
   return values[k - 1];
 }
 
-IntensityStats ClipAndStandardize(FloatVolume& volume, double percentile) {
+IntensityStats ClipAndStandardize(FloatVolume& volume, double percentile, bool standardize) {
   IntensityStats stats;
   std::vector<float>& v = volume.voxels();
   if (v.empty()) return stats;
@@ -140,6 +140,7 @@ IntensityStats ClipAndStandardize(FloatVolume& volume, double percentile) {
   // A constant box leaves only rounding noise in the std; dividing by it would blow that noise
   // up to +-1, so such a box is only centred.
   stats.constant = !(stats.std > 1e-7 * std::max(1.0, largest));
+  if (!standardize) return stats;
   const double scale = stats.constant ? 1.0 : 1.0 / stats.std;
   for (float& x : v) x = static_cast<float>((x - stats.mean) * scale);
   return stats;
@@ -170,6 +171,15 @@ StatusOr<PreprocessedCase> PreprocessVolumes(std::string id, std::vector<Modalit
   if (!box) {
     return FailedPreconditionError(id + ": " + ref_name + " has no nonzero voxel (no brain)");
   }
+  if (options.reference_exclusive_crop) {
+    // The reference slices [min:max), dropping the last brain plane on each axis.
+    --box->x1, --box->y1, --box->z1;
+    if (box->empty()) {
+      return FailedPreconditionError(id +
+                                     ": the brain box is one voxel thin on an axis; the "
+                                     "reference's exclusive crop leaves nothing");
+    }
+  }
 
   PreprocessedCase out;
   out.id = std::move(id);
@@ -184,7 +194,7 @@ StatusOr<PreprocessedCase> PreprocessVolumes(std::string id, std::vector<Modalit
   for (size_t i = 0; i < raw.size(); ++i) {
     ASSIGN_OR_RETURN(FloatVolume cropped, CropToBox(raw[i], *box));
     raw[i] = FloatVolume();  // release the full-size volume early
-    out.stats.push_back(ClipAndStandardize(cropped, options.clip_percentile));
+    out.stats.push_back(ClipAndStandardize(cropped, options.clip_percentile, options.standardize));
     out.images.push_back(std::move(cropped));
   }
   if (seg) {

@@ -51,6 +51,11 @@ struct PreprocessOptions {
   std::vector<Modality> modalities{Modality::kFlair};
   double clip_percentile = 99.9;
   bool read_seg = true;  // crop the seg too when the case has one
+  // `preprocess.crop: reference_exclusive`: drop the last brain plane on each axis, as the
+  // reference's [min:max) slicing does.
+  bool reference_exclusive_crop = false;
+  // `preprocess.normalize: none` keeps the clipped intensities (no z-score).
+  bool standardize = true;
 };
 
 // What normalization did to one modality.
@@ -76,8 +81,9 @@ struct PreprocessedCase {
 // The exact percentile value defined above. `values` must not be empty or hold NaN.
 float PercentileValue(std::vector<float> values, double percentile);
 
-// Clips to [min, percentile value] and z-scores, in place, over the whole volume.
-IntensityStats ClipAndStandardize(FloatVolume& volume, double percentile);
+// Clips to [min, percentile value] and, unless `standardize` is false, z-scores, in place, over
+// the whole volume.
+IntensityStats ClipAndStandardize(FloatVolume& volume, double percentile, bool standardize = true);
 
 // The in-memory core of PreprocessCase: `raw` holds one volume per modality (same grid), `seg`
 // the raw labels already in the BraTS2020 coding. INVALID_ARGUMENT for mismatched grids or

@@ -16,7 +16,8 @@ struct FrameLimits {
   // Hard cap checked before parsing (and the limit for artifact chunks): a peer cannot make
   // us allocate more than this per frame. ZeroMQ's ZMQ_MAXMSGSIZE should be set to it too.
   size_t max_frame_bytes = size_t{64} << 20;
-  // Status replies and run submissions carry JSON/YAML documents.
+  // Status replies and run submissions carry JSON/YAML documents, task assignments the inputs
+  // of global tasks.
   size_t max_bulk_frame_bytes = size_t{16} << 20;
   // Everything else: session, task and control messages.
   size_t max_control_frame_bytes = size_t{1} << 20;
@@ -27,7 +28,10 @@ struct FrameLimits {
   size_t max_name_bytes = 256;   // roles, stages, devices, artifact and metric names
   size_t max_text_bytes = 4096;  // human-readable messages and reasons
   size_t max_roles = 32;
-  size_t max_artifacts = 1024;  // inputs, outputs or expected outputs per task
+  // Inputs, outputs or expected outputs per task. A global task (training, a reduce) reads a few
+  // artifacts of every case, so this bounds the dataset size: 65536 refs stay under the bulk
+  // frame limit that task assignments are checked against.
+  size_t max_artifacts = 65536;
   size_t max_metrics = 256;
   size_t max_leases = 1024;  // running leases listed in one heartbeat
   uint32_t max_slots = 1024;

@@ -381,6 +381,7 @@ size_t FrameLimitFor(wire::Envelope::BodyCase body, const FrameLimits& limits) {
       return limits.max_frame_bytes;
     case wire::Envelope::kStatusReply:
     case wire::Envelope::kSubmitRun:
+    case wire::Envelope::kTaskAssign:
       return limits.max_bulk_frame_bytes;
     default:
       return limits.max_control_frame_bytes;

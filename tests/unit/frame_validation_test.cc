@@ -128,7 +128,8 @@ TEST(FrameValidationTest, TaskAssignRules) {
   EXPECT_EQ(Rejected(Body::kTaskAssign,
                      [](auto& e) {
                        auto* m = e.mutable_task_assign();
-                       for (int i = 0; i < 1100; ++i) {
+                       const int too_many = static_cast<int>(FrameLimits{}.max_artifacts) + 1;
+                       for (int i = 0; i < too_many; ++i) {
                          auto* ref = m->add_inputs();
                          *ref = m->inputs(0);
                          ref->set_name("in" + std::to_string(i));
