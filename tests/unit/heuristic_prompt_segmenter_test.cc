@@ -1,8 +1,9 @@
 // HeuristicPromptSegmenter on constructed images (a bright disc on a textured background) and on
 // semi-synthetic cases from `clisc synth`'s library, prompted as stage 8 prompts SAM (REFERENCE.md
-// section 6): the histogram-equalized uint8 slice, the mask's box grown by 10 px, 5 positive
-// points from the mask's brightest pixels and 4 negative points at the box corners; here the mask
-// is the ground truth, so the Dice against it measures the segmenter alone.
+// section 6, with workers/method's EqualizedSlice and PromptsForSlice): the histogram-equalized
+// uint8 slice, the mask's box grown by 10 px, 5 positive points from the mask's brightest pixels
+// and 4 negative points at the box corners; here the mask is the ground truth, so the Dice against
+// it measures the segmenter alone.
 #include "workers/backends/heuristic_prompt_segmenter.h"
 
 #include <gtest/gtest.h>
@@ -26,6 +27,8 @@
 #include "common/synth_anatomy.h"
 #include "common/synth_dataset.h"
 #include "tests/support/synth_cases.h"
+#include "workers/method/axial_slices.h"
+#include "workers/method/sam_prompts.h"
 
 namespace clisc::backends {
 namespace {
@@ -225,69 +228,6 @@ std::vector<PreprocessedCase> SynthCases(int cases, uint64_t seed) {
   return testing::PreprocessedSynthCases(cases, seed, "segmenter");
 }
 
-// The reference's SAM image: min-max to [0, 255] truncated to uint8, then cv2.equalizeHist.
-GrayImage EqualizedSlice(const float* values, int w, int h) {
-  const size_t n = static_cast<size_t>(w) * h;
-  const auto [lo, hi] = std::minmax_element(values, values + n);
-  std::vector<uint8_t> u8(n, 0);
-  if (*hi > *lo) {
-    for (size_t i = 0; i < n; ++i)
-      u8[i] = static_cast<uint8_t>((values[i] - *lo) / (*hi - *lo) * 255.0f);
-  }
-  std::vector<size_t> hist(256, 0);
-  for (uint8_t v : u8) ++hist[v];
-  size_t first = 0;
-  while (hist[first] == 0) ++first;
-  GrayImage out{w, h, u8};
-  if (hist[first] == n) return out;  // cv2 leaves a constant image as it is
-  std::vector<uint8_t> lut(256, 0);
-  const double scale = 255.0 / static_cast<double>(n - hist[first]);
-  size_t sum = 0;
-  for (size_t i = first + 1; i < 256; ++i) {
-    sum += hist[i];
-    lut[i] = static_cast<uint8_t>(std::clamp(std::lround(sum * scale), 0L, 255L));
-  }
-  for (uint8_t& v : out.pixels) v = lut[v];
-  return out;
-}
-
-// REFERENCE.md section 6: points from the mask-weighted min-max slice, box = mask box + 10 px
-// clipped to [0, W] x [0, H], negatives at the box corners. Empty when the slice has no points.
-std::optional<Prompts> ReferencePrompts(const float* values, const uint8_t* mask, int w, int h) {
-  const size_t n = static_cast<size_t>(w) * h;
-  const auto [lo, hi] = std::minmax_element(values, values + n);
-  std::vector<float> m(n, 0.0f);
-  for (size_t i = 0; i < n; ++i)
-    m[i] = mask[i] && *hi > *lo ? (values[i] - *lo) / (*hi - *lo) : 0.0f;
-  const auto [mlo, mhi] = std::minmax_element(m.begin(), m.end());
-  if (*mhi <= 0) return std::nullopt;
-  const float threshold = *mlo + 0.6f * (*mhi - *mlo);
-  std::vector<size_t> candidates;
-  for (size_t i = 0; i < n; ++i)
-    if (m[i] >= threshold) candidates.push_back(i);
-  const size_t count = candidates.size();
-  Prompts p;
-  for (size_t k : {size_t{0}, count - 1, count / 2, count / 3, 2 * count / 3}) {
-    const size_t i = candidates[k];
-    p.points.push_back(PointPrompt{static_cast<float>(i % w), static_cast<float>(i / w), true});
-  }
-  int x0 = w, y0 = h, x1 = -1, y1 = -1;
-  for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      if (!mask[y * w + x]) continue;
-      x0 = std::min(x0, x), y0 = std::min(y0, y), x1 = std::max(x1, x), y1 = std::max(y1, y);
-    }
-  }
-  const BoxPrompt box{
-      static_cast<float>(std::max(0, x0 - 10)), static_cast<float>(std::max(0, y0 - 10)),
-      static_cast<float>(std::min(w, x1 + 10)), static_cast<float>(std::min(h, y1 + 10))};
-  p.box = box;
-  for (auto [x, y] :
-       {std::pair{box.x0, box.y0}, {box.x0, box.y1}, {box.x1, box.y0}, {box.x1, box.y1}})
-    p.points.push_back(PointPrompt{x, y, false});
-  return p;
-}
-
 TEST(HeuristicPromptSegmenterTest, SegmentsSynthTumorsPromptedFromTheGroundTruth) {
   if (!fs::exists(kDefaultBrainTemplatePath)) {
     const char* require = std::getenv("CLISC_REQUIRE_FIXTURES");
@@ -302,18 +242,17 @@ TEST(HeuristicPromptSegmenterTest, SegmentsSynthTumorsPromptedFromTheGroundTruth
   int large = 0;
   for (const PreprocessedCase& c : cases) {
     ASSERT_TRUE(c.whole_tumor.has_value());
-    const Dims& d = c.images[0].size();
-    const int w = static_cast<int>(d.x), h = static_cast<int>(d.y);
-    for (int64_t z = 0; z < d.z; ++z) {
-      const float* values = c.images[0].data() + z * d.x * d.y;
-      const uint8_t* gt = c.whole_tumor->data() + z * d.x * d.y;
-      const std::vector<uint8_t> truth(gt, gt + d.x * d.y);
+    for (int64_t z = 0; z < c.images[0].size().z; ++z) {
+      const FloatSlice slice = method::AxialSlice(c.images[0], z);
+      const BinaryMask gt = method::AxialMask(*c.whole_tumor, z);
+      const std::vector<uint8_t>& truth = gt.pixels;
       const int64_t area = std::count(truth.begin(), truth.end(), 1);
       if (area == 0) continue;
-      const std::optional<Prompts> prompts = ReferencePrompts(values, gt, w, h);
-      if (!prompts) continue;
-      ASSERT_TRUE(segmenter.SetImage(EqualizedSlice(values, w, h)).ok());
-      auto out = segmenter.Segment({*prompts}, false);
+      auto prompts = method::PromptsForSlice(slice, gt);
+      ASSERT_TRUE(prompts.ok()) << prompts.status().ToString();
+      if (!prompts->prompts) continue;
+      ASSERT_TRUE(segmenter.SetImage(method::EqualizedSlice(slice)).ok());
+      auto out = segmenter.Segment({*prompts->prompts}, false);
       ASSERT_TRUE(out.ok()) << out.status().ToString();
       const double dice = Dice((*out)[0].mask, truth);
       dices.push_back(dice);
