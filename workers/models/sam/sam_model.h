@@ -39,6 +39,12 @@ struct SamConfig {
   static SamConfig VitH();
   // "vit_b", "vit_l" or "vit_h" (also "default", which the official registry maps to vit_h).
   static StatusOr<SamConfig> FromName(std::string_view name);
+  // Every hyperparameter from a JSON file in the layout of the golden fixtures' tiny_config.json
+  // ({"model": {"image_encoder", "prompt_encoder", "mask_decoder", "transformer", "pixel_mean",
+  // "pixel_std", "mask_threshold"}}), for checkpoints the three names cannot describe.
+  // INVALID_ARGUMENT for a missing key, a wrong type or a config that does not fit together.
+  static StatusOr<SamConfig> FromJsonFile(const std::filesystem::path& path,
+                                          std::string model_type);
 
   // INVALID_ARGUMENT when the three parts do not fit together (embedding widths, grid, input).
   Status Validate() const;
