@@ -1,0 +1,449 @@
+#include "coordinator/method_plan.h"
+
+#include <algorithm>
+#include <initializer_list>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <system_error>
+
+#include "common/brats_layout.h"
+
+namespace clisc {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr std::string_view kPrep = "prep";
+constexpr std::string_view kClipLabel = "clip_label";
+constexpr std::string_view kCamPost = "cam_post";
+constexpr std::string_view kSamLabel = "sam_label";
+constexpr std::string_view kStageQuality = "stage_quality";
+
+std::string JoinIds(const std::vector<std::string>& ids, size_t limit = 10) {
+  std::string out;
+  for (size_t i = 0; i < ids.size() && i < limit; ++i) out += (i ? ", " : "") + ids[i];
+  if (ids.size() > limit) out += ", ... (" + std::to_string(ids.size()) + " in all)";
+  return out;
+}
+
+std::string CaseKey(std::string_view stage, const std::string& id) {
+  return std::string(stage) + "/" + id;
+}
+
+std::string CasePath(const std::string& id, std::string_view relative) {
+  return "cases/" + id + "/" + std::string(relative);
+}
+
+json OutputList(std::initializer_list<std::pair<std::string, std::string>> outputs) {
+  json list = json::array();
+  for (const auto& [name, path] : outputs) list.push_back({{"name", name}, {"path", path}});
+  return list;
+}
+
+// Builds the task list of one plan. Per-case stages visit cases in id order, so the plan does not
+// depend on the order of the case list or of the split files.
+class PlanBuilder {
+ public:
+  PlanBuilder(const Config& config, std::vector<PlannedCase> cases,
+              std::map<std::string, std::string> split_of)
+      : config_json_(json::parse(config.ToJson())),
+        reference_(config.GetString("mode") == "reference"),
+        modalities_(config.GetStringList("data.modalities")),
+        max_attempts_(static_cast<int>(config.GetInt("runtime.max_attempts"))),
+        cases_(std::move(cases)),
+        split_of_(std::move(split_of)) {}
+
+  std::vector<TaskSpec> Build() {
+    for (const PlannedCase& c : cases_) AddPrep(c);
+    std::vector<std::string> train, labelled, valid;
+    for (const PlannedCase& c : cases_) {
+      const std::string split = SplitOf(c.id);
+      if (split == "train") train.push_back(c.id);
+      if (split == "valid") valid.push_back(c.id);
+      if (split == "train" || (reference_ && split == "valid")) labelled.push_back(c.id);
+    }
+    for (const std::string& id : labelled) AddClipLabel(id);
+    for (const char* variant : {"raw", "aug"}) {
+      AddClassifierTraining(variant, labelled, train);
+      for (const std::string& id : labelled) AddCam(variant, id);
+      if (reference_) AddCamThreshold(variant, valid);
+      for (const std::string& id : train) AddCamPost(variant, id);
+    }
+    for (const std::string& id : train) AddSamLabel(id);
+    AddStageQuality(labelled, train);
+    return std::move(tasks_);
+  }
+
+ private:
+  std::string SplitOf(const std::string& id) const {
+    auto it = split_of_.find(id);
+    return it == split_of_.end() ? "none" : it->second;
+  }
+
+  // The named parts of the effective config ("cam", "data.modalities"), nested as in the YAML.
+  json Sections(std::initializer_list<std::string_view> paths) const {
+    json out = json::object();
+    for (std::string_view path : paths) {
+      std::string pointer = "/" + std::string(path);
+      std::replace(pointer.begin(), pointer.end(), '.', '/');
+      const json::json_pointer ptr(pointer);
+      out[ptr] = config_json_.at(ptr);
+    }
+    return out;
+  }
+
+  void Add(std::string_view stage, std::string_view role, std::optional<std::string> case_id,
+           std::vector<std::string> deps, json params) {
+    TaskSpec spec;
+    spec.stage = std::string(stage);
+    spec.task_key = case_id ? CaseKey(stage, *case_id) : spec.stage;
+    spec.case_id = std::move(case_id);
+    spec.round = 0;
+    spec.role = std::string(role);
+    if (spec.case_id) params["split"] = SplitOf(*spec.case_id);
+    spec.params_json = params.dump();
+    spec.max_attempts = max_attempts_;
+    spec.depends_on = std::move(deps);
+    tasks_.push_back(std::move(spec));
+  }
+
+  void AddPrep(const PlannedCase& c) {
+    json outputs = json::array();
+    for (const std::string& m : modalities_) {
+      outputs.push_back({{"name", "image_" + m}, {"path", CasePath(c.id, "prep/" + m + ".nii")}});
+    }
+    outputs.push_back({{"name", "brain_mask"}, {"path", CasePath(c.id, "prep/brain_mask.nii.gz")}});
+    if (c.has_seg) {
+      outputs.push_back({{"name", "gt"}, {"path", CasePath(c.id, "prep/gt_wt.nii.gz")}});
+    }
+    outputs.push_back({{"name", "crop"}, {"path", CasePath(c.id, "prep/crop.json")}});
+    Add(kPrep, "prep", c.id, {},
+        {{"outputs", std::move(outputs)},
+         {"config", Sections({"mode", "data.modalities", "preprocess"})},
+         {"case_dir", c.dir.string()}});
+  }
+
+  void AddClipLabel(const std::string& id) {
+    Add(kClipLabel, "clip", id, {CaseKey(kPrep, id)},
+        {{"outputs", OutputList({{"slices", CasePath(id, "clip/slices.json")}})},
+         {"config", Sections({"mode", "data.modalities", "clip"})},
+         {"source", SplitOf(id) == "train" ? "clip" : "gt"}});
+  }
+
+  // Every labelled case's slice labels and volumes; the aug training also reads the raw CAM
+  // post-processing (AMDA slices) of every train case.
+  void AddClassifierTraining(const std::string& variant, const std::vector<std::string>& labelled,
+                             const std::vector<std::string>& train) {
+    std::vector<std::string> deps;
+    if (variant == "aug") {
+      for (const std::string& id : train) deps.push_back(CaseKey("cam_post_raw", id));
+    }
+    for (const std::string& id : labelled) deps.push_back(CaseKey(kClipLabel, id));
+    for (const std::string& id : labelled) deps.push_back(CaseKey(kPrep, id));
+    json config = variant == "aug"
+                      ? Sections({"mode", "device", "precision", "data.modalities", "classifier",
+                                  "amda.train_on"})
+                      : Sections({"mode", "device", "precision", "data.modalities", "classifier"});
+    Add("train_classifier_" + variant, "cam", std::nullopt, std::move(deps),
+        {{"outputs", OutputList({{"model", "classifier/" + variant + "/model.pth"},
+                                 {"log", "classifier/" + variant + "/train_log.json"}})},
+         {"config", std::move(config)},
+         {"variant", variant}});
+  }
+
+  void AddCam(const std::string& variant, const std::string& id) {
+    const std::string dir = "cam_" + variant + "/";
+    Add("cam_" + variant, "cam", id,
+        {"train_classifier_" + variant, CaseKey(kPrep, id), CaseKey(kClipLabel, id)},
+        {{"outputs", OutputList({{"cam", CasePath(id, dir + "cam.nii")},
+                                 {"info", CasePath(id, dir + "info.json")}})},
+         {"config",
+          Sections({"mode", "device", "precision", "data.modalities", "classifier", "cam"})},
+         {"variant", variant}});
+  }
+
+  void AddCamThreshold(const std::string& variant, const std::vector<std::string>& valid) {
+    std::vector<std::string> deps;
+    for (const std::string& id : valid) deps.push_back(CaseKey("cam_" + variant, id));
+    for (const std::string& id : valid) deps.push_back(CaseKey(kPrep, id));
+    Add("cam_threshold_" + variant, "reduce", std::nullopt, std::move(deps),
+        {{"outputs", OutputList({{"threshold", "cam/" + variant + "/threshold.json"}})},
+         {"config", Sections({"mode", "cam"})},
+         {"variant", variant}});
+  }
+
+  void AddCamPost(const std::string& variant, const std::string& id) {
+    const std::string dir = "cam_" + variant + "/";
+    std::vector<std::string> deps = {CaseKey("cam_" + variant, id), CaseKey(kPrep, id),
+                                     CaseKey(kClipLabel, id)};
+    if (reference_) deps.push_back("cam_threshold_" + variant);
+    json outputs = OutputList({{"mask", CasePath(id, dir + "mask.nii.gz")},
+                               {"quality", CasePath(id, dir + "quality.json")}});
+    if (variant == "raw") {
+      outputs.push_back({{"name", "amda_slices"}, {"path", CasePath(id, "amda/slices.nii.gz")}});
+      outputs.push_back({{"name", "amda_index"}, {"path", CasePath(id, "amda/slices.json")}});
+    }
+    Add(std::string(kCamPost) + "_" + variant, "cam", id, std::move(deps),
+        {{"outputs", std::move(outputs)},
+         {"config", Sections({"mode", "seed", "data.modalities", "classifier.image_size", "cam",
+                              "amda", "debug"})},
+         {"variant", variant}});
+  }
+
+  void AddSamLabel(const std::string& id) {
+    Add(kSamLabel, "sam", id, {CaseKey("cam_post_aug", id), CaseKey(kPrep, id)},
+        {{"outputs",
+          OutputList({{"pseudo_label", CasePath(id, "sam/pseudo_label.nii.gz")},
+                      {"pseudo_label_cropped", CasePath(id, "sam/pseudo_label_cropped.nii.gz")},
+                      {"info", CasePath(id, "sam/info.json")}})},
+         {"config", Sections({"mode", "device", "precision", "data.modalities", "sam", "debug"})}});
+  }
+
+  void AddStageQuality(const std::vector<std::string>& labelled,
+                       const std::vector<std::string>& train) {
+    std::vector<std::string> deps;
+    for (const std::string& id : labelled) deps.push_back(CaseKey(kClipLabel, id));
+    for (const char* stage : {"cam_post_raw", "cam_post_aug", "sam_label"}) {
+      for (const std::string& id : train) deps.push_back(CaseKey(stage, id));
+    }
+    Add(kStageQuality, "reduce", std::nullopt, std::move(deps),
+        {{"outputs", OutputList({{"report", "report/data/stages_1_8.json"}})},
+         {"config", Sections({"mode", "clip.backend", "sam.backend"})}});
+  }
+
+  const json config_json_;
+  const bool reference_;
+  const std::vector<std::string> modalities_;
+  const int max_attempts_;
+  const std::vector<PlannedCase> cases_;
+  const std::map<std::string, std::string> split_of_;
+  std::vector<TaskSpec> tasks_;
+};
+
+// Drops the ids not in `keep` from every split, keeping the order.
+Splits RestrictSplits(const Splits& splits, const std::set<std::string>& keep) {
+  auto restrict = [&](const std::vector<std::string>& ids) {
+    std::vector<std::string> out;
+    for (const std::string& id : ids) {
+      if (keep.contains(id)) out.push_back(id);
+    }
+    return out;
+  };
+  return {restrict(splits.train), restrict(splits.valid), restrict(splits.test)};
+}
+
+// Why a discovered case cannot be planned, or "" when it can.
+std::string RejectionReason(const CaseFiles& files, const std::vector<std::string>& modalities) {
+  if (!files.listed) return "case folder could not be listed";
+  if (!files.problems.empty()) {
+    std::string reason;
+    for (const std::string& p : files.problems) reason += (reason.empty() ? "" : "; ") + p;
+    return reason;
+  }
+  std::vector<std::string> missing;
+  for (const std::string& name : modalities) {
+    StatusOr<Modality> m = ParseModality(name);
+    if (!m.ok() || !files.image(*m)) missing.push_back(name);
+  }
+  if (!missing.empty()) return "no " + JoinIds(missing) + " image (data.modalities)";
+  return "";
+}
+
+}  // namespace
+
+std::string_view StageUnitName(StageUnit unit) {
+  switch (unit) {
+    case StageUnit::kCase:
+      return "case";
+    case StageUnit::kGlobal:
+      return "global";
+    case StageUnit::kReduce:
+      return "reduce";
+  }
+  return "?";
+}
+
+const std::vector<StageDefinition>& MethodStages() {
+  static const std::vector<StageDefinition> stages = {
+      {"prep", "prep", StageUnit::kCase, false,
+       "stage 0: brain box crop, clipping and normalization, brain mask, GT (every case)"},
+      {"clip_label", "clip", StageUnit::kCase, false,
+       "stage 1: per-slice tumor/normal labels from CLIP (reference mode: valid cases from GT)"},
+      {"train_classifier_raw", "cam", StageUnit::kGlobal, false,
+       "stage 2: slice classifier trained on the CLIP labels"},
+      {"cam_raw", "cam", StageUnit::kCase, false, "stage 3: LayerCAM volume of the classifier"},
+      {"cam_threshold_raw", "reduce", StageUnit::kReduce, true,
+       "stage 4: CAM threshold searched on the valid cases' GT (reference mode)"},
+      {"cam_post_raw", "cam", StageUnit::kCase, false,
+       "stage 5: binary CAM (threshold, opening, small components) and the AMDA slice set"},
+      {"train_classifier_aug", "cam", StageUnit::kGlobal, false,
+       "stage 6: classifier retrained on the AMDA-masked slices"},
+      {"cam_aug", "cam", StageUnit::kCase, false, "stage 7: LayerCAM of the retrained classifier"},
+      {"cam_threshold_aug", "reduce", StageUnit::kReduce, true,
+       "stage 7: CAM threshold of the retrained classifier (reference mode)"},
+      {"cam_post_aug", "cam", StageUnit::kCase, false, "stage 7: enhanced binary CAM"},
+      {"sam_label", "sam", StageUnit::kCase, false,
+       "stage 8: SAM pseudo-label prompted by the enhanced CAM"},
+      {"stage_quality", "reduce", StageUnit::kReduce, false,
+       "quality summary of stages 1-8 (GT used for logs only)"},
+  };
+  return stages;
+}
+
+StatusOr<Splits> SplitsForConfig(const Config& config, const std::vector<std::string>& ids) {
+  Splits splits;
+  if (config.GetString("data.splits.source") == "seeded") {
+    SplitFractions fractions{config.GetDouble("data.splits.train_fraction"),
+                             config.GetDouble("data.splits.valid_fraction"),
+                             config.GetDouble("data.splits.test_fraction")};
+    ASSIGN_OR_RETURN(
+        splits,
+        MakeSeededSplits(ids, fractions, static_cast<uint64_t>(config.GetInt("data.splits.seed"))));
+    return splits;
+  }
+  auto read = [&](const char* key, std::vector<std::string>& out) -> Status {
+    std::optional<std::string> file = config.GetOptionalString(key);
+    if (!file) return OkStatus();
+    StatusOr<std::vector<std::string>> read_ids = ReadSplitCsv(*file);
+    if (!read_ids.ok()) return read_ids.status().WithContext(key);
+    out = std::move(*read_ids);
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(read("data.splits.train_csv", splits.train));
+  RETURN_IF_ERROR(read("data.splits.valid_csv", splits.valid));
+  RETURN_IF_ERROR(read("data.splits.test_csv", splits.test));
+  RETURN_IF_ERROR(ValidateDisjoint(splits));
+  SplitCheck check = CheckSplits(splits, ids);
+  if (!check.unknown_ids.empty()) {
+    return InvalidArgumentError("the split CSVs name " + std::to_string(check.unknown_ids.size()) +
+                                " case(s) not found in the dataset: " + JoinIds(check.unknown_ids));
+  }
+  return splits;
+}
+
+StatusOr<std::vector<TaskSpec>> PlanMethodStages(const Config& config,
+                                                 const MethodPlanInputs& inputs) {
+  std::vector<PlannedCase> cases = inputs.cases;
+  std::sort(cases.begin(), cases.end(),
+            [](const PlannedCase& a, const PlannedCase& b) { return a.id < b.id; });
+  std::vector<std::string> ids;
+  for (PlannedCase& c : cases) {
+    if (c.id.empty()) return InvalidArgumentError("a planned case has an empty id");
+    if (!ids.empty() && ids.back() == c.id) {
+      return InvalidArgumentError("case " + c.id + " is listed twice");
+    }
+    ids.push_back(c.id);
+    std::error_code ec;
+    fs::path absolute = fs::absolute(c.dir, ec);
+    if (!ec) c.dir = absolute.lexically_normal();
+  }
+  RETURN_IF_ERROR(ValidateDisjoint(inputs.splits));
+  SplitCheck check = CheckSplits(inputs.splits, ids);
+  if (!check.unknown_ids.empty()) {
+    return InvalidArgumentError("the splits name case(s) that are not planned: " +
+                                JoinIds(check.unknown_ids));
+  }
+  std::map<std::string, std::string> split_of;
+  for (const std::string& id : inputs.splits.train) split_of[id] = "train";
+  for (const std::string& id : inputs.splits.valid) split_of[id] = "valid";
+  for (const std::string& id : inputs.splits.test) split_of[id] = "test";
+
+  if (inputs.splits.train.empty()) {
+    return FailedPreconditionError("no train case: the method needs at least one (" +
+                                   std::to_string(cases.size()) + " case(s) planned)");
+  }
+  if (config.GetString("mode") == "reference") {
+    if (inputs.splits.valid.empty()) {
+      return FailedPreconditionError(
+          "mode reference selects on the valid split, and it has no case (raise "
+          "data.splits.valid_fraction or list cases in data.splits.valid_csv)");
+    }
+    std::vector<std::string> without_seg;
+    for (const PlannedCase& c : cases) {
+      auto it = split_of.find(c.id);
+      if (!c.has_seg && it != split_of.end() && it->second != "test") without_seg.push_back(c.id);
+    }
+    if (!without_seg.empty()) {
+      return FailedPreconditionError(
+          "mode reference needs the ground truth of every train and valid case; no seg file for " +
+          JoinIds(without_seg));
+    }
+  }
+  return PlanBuilder(config, std::move(cases), std::move(split_of)).Build();
+}
+
+std::string TaskPlanJson(const std::vector<TaskSpec>& tasks) {
+  std::string out = "{\"tasks\": [";
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const TaskSpec& t = tasks[i];
+    nlohmann::ordered_json task;
+    task["key"] = t.task_key;
+    task["stage"] = t.stage;
+    task["role"] = t.role;
+    task["case"] = t.case_id ? nlohmann::ordered_json(*t.case_id) : nullptr;
+    task["round"] = t.round;
+    task["max_attempts"] = t.max_attempts;
+    task["deps"] = t.depends_on;
+    task["params"] = nlohmann::ordered_json::parse(t.params_json);
+    out += (i ? ",\n" : "\n") + task.dump();
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+std::vector<std::pair<std::string, int>> TaskCountsByStage(const std::vector<TaskSpec>& tasks) {
+  std::map<std::string, int> counts;
+  for (const TaskSpec& t : tasks) ++counts[t.stage];
+  std::vector<std::pair<std::string, int>> out;
+  for (const StageDefinition& stage : MethodStages()) {
+    out.emplace_back(stage.name, counts[stage.name]);
+    counts.erase(stage.name);
+  }
+  for (const auto& [stage, n] : counts) out.emplace_back(stage, n);  // not a method stage
+  return out;
+}
+
+StatusOr<MethodPlan> PlanFromDataset(const Config& config, const fs::path& data_dir) {
+  MethodPlan plan;
+  std::error_code ec;
+  plan.data_dir = fs::absolute(data_dir, ec).lexically_normal();
+  if (ec) plan.data_dir = data_dir;
+  StatusOr<DiscoveryResult> found = DiscoverCases(plan.data_dir);
+  if (!found.ok()) return found.status();
+  plan.warnings = found->warnings;
+  if (found->cases.empty()) {
+    return FailedPreconditionError("no BraTS case folder found in " + plan.data_dir.string());
+  }
+  std::vector<std::string> all_ids;
+  for (const CaseFiles& files : found->cases) all_ids.push_back(files.id);
+  StatusOr<Splits> splits = SplitsForConfig(config, all_ids);
+  if (!splits.ok()) return splits.status();
+
+  const std::vector<std::string> modalities = config.GetStringList("data.modalities");
+  std::set<std::string> planned;
+  for (const CaseFiles& files : found->cases) {
+    if (std::string reason = RejectionReason(files, modalities); !reason.empty()) {
+      plan.rejected.push_back({files.id, std::move(reason)});
+      continue;
+    }
+    // Discovery lists a repeated id as a problem of the later folder, so ids here are unique.
+    if (!planned.insert(files.id).second) continue;
+    plan.cases.push_back({files.id, files.dir, files.seg.has_value()});
+  }
+  if (plan.cases.empty()) {
+    return FailedPreconditionError("none of the " + std::to_string(found->cases.size()) +
+                                   " case(s) in " + plan.data_dir.string() +
+                                   " can be planned; first: " + plan.rejected.front().id + ": " +
+                                   plan.rejected.front().reason);
+  }
+  plan.splits = RestrictSplits(*splits, planned);
+  plan.unassigned = CheckSplits(plan.splits, {planned.begin(), planned.end()}).unassigned_ids;
+  const MethodPlanInputs inputs{plan.cases, plan.splits};
+  ASSIGN_OR_RETURN(plan.tasks, PlanMethodStages(config, inputs));
+  return plan;
+}
+
+}  // namespace clisc
