@@ -6,16 +6,21 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/torch_exec.h"
+#include "cli/worker_backends.h"
 #include "common/logging.h"
 #include "common/wire/curve_auth.h"
 #include "version.h"
+#include "workers/roles/method_roles.h"
 #include "workers/runtime/role_registry.h"
 #include "workers/runtime/test_roles.h"
 #include "workers/runtime/worker.h"
@@ -62,6 +67,12 @@ std::string DefaultHostname() {
   return buffer;
 }
 
+// The test roles and the method's roles, with the models this executable has.
+Status RegisterRoles(worker::RoleRegistry& registry) {
+  RETURN_IF_ERROR(worker::RegisterTestRoles(registry));
+  return roles::RegisterMethodRoles(registry, WorkerMethodBackends());
+}
+
 int UsageError(const std::string& message) {
   std::cerr << "error: clisc worker: " << message << " (see clisc worker --help)\n";
   return kExitUsage;
@@ -69,7 +80,7 @@ int UsageError(const std::string& message) {
 
 int RunWorker(const std::vector<std::string>& args) {
   worker::RoleRegistry registry;
-  if (Status registered = worker::RegisterTestRoles(registry); !registered.ok()) {
+  if (Status registered = RegisterRoles(registry); !registered.ok()) {
     std::cerr << "error: " << registered.message() << "\n";
     return kExitFailure;
   }
@@ -128,6 +139,16 @@ int RunWorker(const std::vector<std::string>& args) {
           "Example: clisc worker --connect tcp://10.0.0.5:5555 --roles cam,sam --device cuda:0 "
           "--slots 2\n");
   if (int rc = ParseCommandLine(parser, args); rc >= 0) return rc;
+
+  // Before anything else: the plain binary does not know the roles that run networks.
+  if (!WorkerHasTorch()) {
+    if (const std::optional<std::string> role =
+            FirstRoleNeedingTorch(SplitList(parser.Get("roles")), roles::RoleNeedsTorch)) {
+      const Status failed = ExecTorchBinaryFor(*role);  // returns only when it could not exec
+      std::cerr << "error: clisc worker: " << failed.message() << "\n";
+      return kExitFailure;
+    }
+  }
 
   if (parser.Has("log-format") || parser.Has("log-level")) {
     // The flag given here overrides the global one; the other keeps its global setting.

@@ -221,7 +221,8 @@ TEST_F(WorkerProcessTest, BadCommandLinesAreUsageErrors) {
     std::string expected;
   };
   const std::vector<Case> cases = {
-      {{"--connect", "tcp://127.0.0.1:1", "--roles", "noop,nope"}, "noop, sleep, write_artifact"},
+      {{"--connect", "tcp://127.0.0.1:1", "--roles", "noop,nope"},
+       "noop, prep, reduce, sam, sleep, write_artifact"},
       {{"--connect", "tcp://127.0.0.1:1", "--roles", "noop", "--device", "gpu0"}, "cuda:N"},
       {{"--connect", "tcp://127.0.0.1:1", "--roles", "noop", "--slots", "0"}, "1 to 1024"},
       {{"--connect", "tcp://127.0.0.1:1", "--roles", "noop", "--slots", "2000"}, "1 to 1024"},

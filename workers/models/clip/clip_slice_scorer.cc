@@ -23,6 +23,17 @@ StatusOr<torch::Tensor> StackAndScore(ClipZeroShot& zero_shot,
   return probabilities.contiguous();
 }
 
+// The checks that need no model, done before any loading.
+Status CheckOptions(const ClipScorerOptions& options) {
+  if (options.batch_size < 1)
+    return InvalidArgumentError("CLIP scorer: batch_size must be at least 1, got " +
+                                std::to_string(options.batch_size));
+  if (options.prompts.empty()) return InvalidArgumentError("CLIP scorer: no prompts configured");
+  if (!std::filesystem::is_regular_file(options.vocab))
+    return NotFoundError("CLIP scorer: vocabulary file " + options.vocab.string() + " not found");
+  return OkStatus();
+}
+
 }  // namespace
 
 struct ClipSliceScorer::State {
@@ -37,22 +48,23 @@ ClipSliceScorer::~ClipSliceScorer() = default;
 
 StatusOr<std::unique_ptr<ClipSliceScorer>> ClipSliceScorer::Create(
     const ClipScorerOptions& options) {
-  if (options.batch_size < 1)
-    return InvalidArgumentError("CLIP scorer: batch_size must be at least 1, got " +
-                                std::to_string(options.batch_size));
-  if (options.prompts.empty()) return InvalidArgumentError("CLIP scorer: no prompts configured");
-  if (!std::filesystem::is_regular_file(options.vocab))
-    return NotFoundError("CLIP scorer: vocabulary file " + options.vocab.string() + " not found");
+  RETURN_IF_ERROR(CheckOptions(options));
   if (!std::filesystem::is_regular_file(options.checkpoint))
     return NotFoundError("CLIP scorer: checkpoint " + options.checkpoint.string() + " not found");
+  StatusOr<Clip> model = LoadClip(options.checkpoint, options.compute, options.config);
+  if (!model.ok()) return model.status().WithContext("CLIP scorer");
+  return Create(options, std::move(model).value());
+}
+
+StatusOr<std::unique_ptr<ClipSliceScorer>> ClipSliceScorer::Create(const ClipScorerOptions& options,
+                                                                   Clip model) {
+  RETURN_IF_ERROR(CheckOptions(options));
 
   StatusOr<text::ClipTokenizer> tokenizer = text::ClipTokenizer::Load(options.vocab);
   if (!tokenizer.ok()) return tokenizer.status().WithContext("CLIP scorer");
-  StatusOr<Clip> model = LoadClip(options.checkpoint, options.compute, options.config);
-  if (!model.ok()) return model.status().WithContext("CLIP scorer");
-  const std::string name = (*model)->config().Name();
+  const std::string name = model->config().Name();
   StatusOr<ClipZeroShot> zero_shot =
-      ClipZeroShot::Create(*model, *tokenizer, options.prompts, options.compute);
+      ClipZeroShot::Create(std::move(model), *tokenizer, options.prompts, options.compute);
   if (!zero_shot.ok()) return zero_shot.status().WithContext("CLIP scorer");
 
   auto state = std::make_unique<State>(

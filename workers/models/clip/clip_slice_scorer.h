@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "workers/backends/slice_scorer.h"
 #include "workers/models/clip/clip_config.h"
+#include "workers/models/clip/clip_model.h"
 #include "workers/models/clip/clip_preprocess.h"
 #include "workers/models/compute_device.h"
 
@@ -34,6 +35,10 @@ class ClipSliceScorer final : public backends::SliceScorer {
   // vocabulary or checkpoint file; INVALID_ARGUMENT for no prompts, a prompt too long for the
   // context, or batch_size < 1; otherwise LoadClip's errors.
   static StatusOr<std::unique_ptr<ClipSliceScorer>> Create(const ClipScorerOptions& options);
+  // Over a model already loaded (LoadClip of options.checkpoint), so that several scorers share
+  // one copy of the weights; options.checkpoint and options.config are only described.
+  static StatusOr<std::unique_ptr<ClipSliceScorer>> Create(const ClipScorerOptions& options,
+                                                           Clip model);
   ~ClipSliceScorer() override;
 
   // "clip ViT-B/32 (models/ViT-B-32.pt)", or the config summary for an unnamed model.
