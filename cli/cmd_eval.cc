@@ -7,7 +7,6 @@
 // BraTS20_Training_001_seg.nii.gz. A folder inside the directory counts as a case folder when it
 // holds a file whose id is the folder's name (BraTS: <case>/<case>_seg.nii.gz).
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,13 +16,13 @@
 #include <optional>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <vector>
 
 #include "cli/args.h"
 #include "cli/command.h"
 #include "common/metrics.h"
 #include "common/metrics_summary.h"
+#include "common/parallel_for.h"
 #include "common/status.h"
 #include "common/volume.h"
 #include "common/volume_io.h"
@@ -207,28 +206,20 @@ struct CaseResult {
 
 std::vector<CaseResult> EvaluateAll(const std::vector<CaseJob>& jobs, int threads) {
   std::vector<CaseResult> results(jobs.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < jobs.size(); i = next++) {
-      CaseResult& r = results[i];
-      r.job = jobs[i];
-      if (!jobs[i].error.empty()) {
-        r.error = jobs[i].error;
-        continue;
-      }
-      auto m = EvaluateCase(jobs[i]);
-      if (m.ok()) {
-        r.metrics = *m;
-      } else {
-        r.error = m.status().ToString();
-      }
+  ParallelFor(jobs.size(), threads, [&](size_t i) {
+    CaseResult& r = results[i];
+    r.job = jobs[i];
+    if (!jobs[i].error.empty()) {
+      r.error = jobs[i].error;
+      return;
     }
-  };
-  const int n = std::max(1, std::min<int>(threads, static_cast<int>(jobs.size())));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& t : pool) t.join();
+    auto m = EvaluateCase(jobs[i]);
+    if (m.ok()) {
+      r.metrics = *m;
+    } else {
+      r.error = m.status().ToString();
+    }
+  });
   return results;
 }
 

@@ -1,4 +1,4 @@
-// `clisc plan`: turns a dataset folder and a config into the task graph of method stages 0-8
+// `clisc plan`: turns a dataset folder and a config into the task graph of method stages 0-13
 // (coordinator/method_plan.h), writes it as the plan JSON `clisc coordinator --plan` runs, and
 // shows what it holds: tasks per stage, the splits and the cases left out.
 #include <iostream>
@@ -49,8 +49,9 @@ std::string PadRight(std::string text, size_t width) {
 }
 
 const StageDefinition* FindStage(const std::string& name) {
+  const std::string family = StageFamily(name);
   for (const StageDefinition& stage : MethodStages()) {
-    if (stage.name == name) return &stage;
+    if (stage.name == family) return &stage;
   }
   return nullptr;
 }
@@ -110,8 +111,9 @@ void PrintSummary(const Config& config, const MethodPlan& plan, const std::strin
 int RunPlan(const std::vector<std::string>& raw_args) {
   ArgParser parser("plan",
                    "plan --config FILE [--data DIR] [--set KEY=VALUE]... [--out FILE] [--json]",
-                   "Plan method stages 0-8 (preprocessing to SAM pseudo-labels) for a dataset: "
-                   "one task per case and stage plus the global training and reduce tasks.");
+                   "Plan method stages 0-13 (preprocessing, SAM pseudo-labels, U-Net self-training "
+                   "rounds with S3F, baselines, evaluation) for a dataset: one task per case "
+                   "and stage plus the global training and reduce tasks.");
   parser.Option("config", "FILE", "the run config (YAML)", std::nullopt, true)
       .Option("data", "DIR", "dataset folder of BraTS case folders (default: data.root)")
       .Option("set", "KEY=VALUE", "override a config key (repeatable, applied in order)")
@@ -166,5 +168,5 @@ int RunPlan(const std::vector<std::string>& raw_args) {
 }
 
 }  // namespace
-CLISC_REGISTER_COMMAND("plan", "plan method stages 0-8 for a dataset as a task graph", RunPlan);
+CLISC_REGISTER_COMMAND("plan", "plan method stages 0-13 for a dataset as a task graph", RunPlan);
 }  // namespace clisc::cli

@@ -100,7 +100,10 @@ int RunWorker(const std::vector<std::string>& args) {
       .Option("roles", "LIST", "comma-separated roles this worker runs; known roles: " + role_names,
               std::nullopt,
               /*required=*/true)
-      .Option("device", "DEV", "where roles compute: cpu or cuda:N", "cpu")
+      .Option("device", "DEV",
+              "where roles compute: cpu or cuda:N; a list (cuda:0,cuda:1) trains the U-Net data "
+              "parallel over those GPUs, the other roles use the first",
+              "cpu")
       .Option("slots", "N", "tasks run at once, 1 to 1024", "1")
       .Option("id", "ID",
               "worker id, stable across restarts of this worker and unique in the cluster "
@@ -178,9 +181,10 @@ int RunWorker(const std::vector<std::string>& args) {
   }
 
   options.device = parser.Get("device");
-  static const std::regex kDevice("cpu|cuda:[0-9]{1,3}");
+  static const std::regex kDevice("cpu|cuda:[0-9]{1,3}(,cuda:[0-9]{1,3}){0,15}");
   if (!std::regex_match(options.device, kDevice)) {
-    return UsageError("--device must be cpu or cuda:N, got '" + options.device + "'");
+    return UsageError("--device must be cpu, cuda:N or a list cuda:N,cuda:M, got '" +
+                      options.device + "'");
   }
 
   auto slots = parser.GetInt("slots");

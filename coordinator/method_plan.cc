@@ -58,29 +58,76 @@ class PlanBuilder {
 
   std::vector<TaskSpec> Build() {
     for (const PlannedCase& c : cases_) AddPrep(c);
-    std::vector<std::string> train, labelled, valid;
+    std::vector<std::string> train, labelled, valid, test;
     for (const PlannedCase& c : cases_) {
       const std::string split = SplitOf(c.id);
       if (split == "train") train.push_back(c.id);
       if (split == "valid") valid.push_back(c.id);
+      if (split == "test") test.push_back(c.id);
       if (split == "train" || (reference_ && split == "valid")) labelled.push_back(c.id);
     }
-    for (const std::string& id : labelled) AddClipLabel(id);
+    // The SAM-only baseline runs stages 1-8 on the test split too, as inference: its cases feed
+    // no training (the classifier reads `labelled` and the train split's AMDA sets only).
+    const bool sam_only = SamOnlyBaseline() && !test.empty();
+    std::vector<std::string> slice_cases = labelled, sam_cases = train;
+    if (sam_only) {
+      slice_cases.insert(slice_cases.end(), test.begin(), test.end());
+      sam_cases.insert(sam_cases.end(), test.begin(), test.end());
+    }
+    for (const std::string& id : slice_cases) AddClipLabel(id);
     for (const char* variant : {"raw", "aug"}) {
       AddClassifierTraining(variant, labelled, train);
-      for (const std::string& id : labelled) AddCam(variant, id);
+      for (const std::string& id : slice_cases) AddCam(variant, id);
       if (reference_) AddCamThreshold(variant, valid);
-      for (const std::string& id : train) AddCamPost(variant, id);
+      for (const std::string& id : sam_cases) AddCamPost(variant, id);
     }
-    for (const std::string& id : train) AddSamLabel(id);
+    for (const std::string& id : sam_cases) AddSamLabel(id);
     AddStageQuality(labelled, train);
+
+    std::vector<std::string> evaluations;
+    const int rounds = static_cast<int>(config_int("s3f.rounds"));
+    for (int r = 1; r <= rounds; ++r) {
+      const std::string variant = "r" + std::to_string(r);
+      AddUNetTraining(variant, r, train, valid);
+      if (r < rounds) {
+        for (const std::string& id : train) AddPredict(variant, r, id, /*pseudo_label=*/true);
+        for (const std::string& id : train) AddS3fScore(r, id);
+        AddS3fRank(r, train);
+      }
+      for (const std::string& id : test) AddPredict(variant, r, id, /*pseudo_label=*/false);
+      if (!test.empty())
+        evaluations.push_back(
+            AddEvaluation(variant, r, "predict_" + variant, "prediction_cropped", test));
+    }
+    if (config_bool("baselines.supervised")) {
+      AddUNetTraining("supervised", 0, train, valid);
+      for (const std::string& id : test) AddPredict("supervised", 0, id, false);
+      if (!test.empty()) {
+        evaluations.push_back(
+            AddEvaluation("supervised", 0, "predict_supervised", "prediction_cropped", test));
+      }
+    }
+    if (sam_only) {
+      evaluations.push_back(
+          AddEvaluation("sam_only", 0, std::string(kSamLabel), "pseudo_label_cropped", test));
+    }
+    if (!evaluations.empty()) AddEvaluationSummary(evaluations);
     return std::move(tasks_);
   }
 
- private:
+  bool SamOnlyBaseline() const { return config_bool("baselines.sam_only") && !reference_; }
+
   std::string SplitOf(const std::string& id) const {
     auto it = split_of_.find(id);
     return it == split_of_.end() ? "none" : it->second;
+  }
+
+  int64_t config_int(std::string_view path) const { return At(path).get<int64_t>(); }
+  bool config_bool(std::string_view path) const { return At(path).get<bool>(); }
+  const json& At(std::string_view path) const {
+    std::string pointer = "/" + std::string(path);
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    return config_json_.at(json::json_pointer(pointer));
   }
 
   // The named parts of the effective config ("cam", "data.modalities"), nested as in the YAML.
@@ -89,19 +136,18 @@ class PlanBuilder {
     for (std::string_view path : paths) {
       std::string pointer = "/" + std::string(path);
       std::replace(pointer.begin(), pointer.end(), '.', '/');
-      const json::json_pointer ptr(pointer);
-      out[ptr] = config_json_.at(ptr);
+      out[json::json_pointer(pointer)] = At(path);
     }
     return out;
   }
 
   void Add(std::string_view stage, std::string_view role, std::optional<std::string> case_id,
-           std::vector<std::string> deps, json params) {
+           std::vector<std::string> deps, json params, int round = 0) {
     TaskSpec spec;
     spec.stage = std::string(stage);
     spec.task_key = case_id ? CaseKey(stage, *case_id) : spec.stage;
     spec.case_id = std::move(case_id);
-    spec.round = 0;
+    spec.round = round;
     spec.role = std::string(role);
     if (spec.case_id) params["split"] = SplitOf(*spec.case_id);
     spec.params_json = params.dump();
@@ -130,7 +176,7 @@ class PlanBuilder {
     Add(kClipLabel, "clip", id, {CaseKey(kPrep, id)},
         {{"outputs", OutputList({{"slices", CasePath(id, "clip/slices.json")}})},
          {"config", Sections({"mode", "data.modalities", "clip"})},
-         {"source", SplitOf(id) == "train" ? "clip" : "gt"}});
+         {"source", SplitOf(id) == "valid" ? "gt" : "clip"}});
   }
 
   // Every labelled case's slice labels and volumes; the aug training also reads the raw CAM
@@ -214,6 +260,106 @@ class PlanBuilder {
          {"config", Sections({"mode", "clip.backend", "sam.backend"})}});
   }
 
+  // Stage 9: one U-Net training. Round 1 learns the SAM pseudo-labels of the train split, round
+  // r > 1 the round r-1 predictions of the cases S3F kept, the supervised baseline (round 0) the
+  // GT; `train.labels: gt` makes every round learn the GT. Reference mode validates on the valid
+  // split's GT.
+  void AddUNetTraining(const std::string& variant, int round, const std::vector<std::string>& train,
+                       const std::vector<std::string>& valid) {
+    std::string labels_stage = std::string(kSamLabel), labels_artifact = "pseudo_label_cropped",
+                kept_from;
+    if (variant == "supervised" || At("train.labels") == "gt") {
+      labels_stage = std::string(kPrep), labels_artifact = "gt";
+    } else if (round > 1) {
+      labels_stage = "predict_r" + std::to_string(round - 1);
+      labels_artifact = "prediction_cropped";
+      kept_from = "s3f_rank_r" + std::to_string(round - 1);
+    }
+    std::vector<std::string> deps;
+    if (!kept_from.empty()) deps.push_back(kept_from);
+    if (labels_stage != kPrep) {
+      for (const std::string& id : train) deps.push_back(CaseKey(labels_stage, id));
+    }
+    for (const std::string& id : train) deps.push_back(CaseKey(kPrep, id));
+    if (reference_) {
+      for (const std::string& id : valid) deps.push_back(CaseKey(kPrep, id));
+    }
+    Add("train_unet_" + variant, "trainer", std::nullopt, std::move(deps),
+        {{"outputs", OutputList({{"model", "unet/" + variant + "/model.pth"},
+                                 {"log", "unet/" + variant + "/train_log.json"}})},
+         {"config", Sections({"mode", "device", "precision", "data.modalities", "unet", "train",
+                              "inference"})},
+         {"variant", variant},
+         {"labels_stage", labels_stage},
+         {"labels_artifact", labels_artifact},
+         {"kept_from", kept_from},
+         {"valid_cases", reference_ ? valid : std::vector<std::string>{}}},
+        round);
+  }
+
+  // Stage 10: the prediction of one case. Train cases of rounds before the last become the next
+  // round's labels (largest component per inference.largest_component_pseudo); test cases are
+  // evaluated.
+  void AddPredict(const std::string& variant, int round, const std::string& id, bool pseudo_label) {
+    const std::string dir = "unet_" + variant + "/";
+    Add("predict_" + variant, "trainer", id, {"train_unet_" + variant, CaseKey(kPrep, id)},
+        {{"outputs",
+          OutputList({{"prediction", CasePath(id, dir + "prediction.nii.gz")},
+                      {"prediction_cropped", CasePath(id, dir + "prediction_cropped.nii.gz")},
+                      {"info", CasePath(id, dir + "prediction.json")}})},
+         {"config",
+          Sections({"mode", "device", "precision", "data.modalities", "unet", "inference"})},
+         {"variant", variant},
+         {"purpose", pseudo_label ? "pseudo_label" : "test"}},
+        round);
+  }
+
+  // Stage 11: SAM prompted by a round's prediction, and its Dice with that prediction.
+  void AddS3fScore(int round, const std::string& id) {
+    const std::string r = "r" + std::to_string(round);
+    Add("s3f_score_" + r, "sam", id, {CaseKey("predict_" + r, id), CaseKey(kPrep, id)},
+        {{"outputs", OutputList({{"score", CasePath(id, "s3f_" + r + "/score.json")}})},
+         {"config", Sections({"mode", "device", "precision", "data.modalities", "sam", "debug"})},
+         {"variant", r}},
+        round);
+  }
+
+  // Stage 12: the ranking of a round's scores and the cases kept for the next round.
+  void AddS3fRank(int round, const std::vector<std::string>& train) {
+    const std::string r = "r" + std::to_string(round);
+    std::vector<std::string> deps;
+    for (const std::string& id : train) deps.push_back(CaseKey("s3f_score_" + r, id));
+    Add("s3f_rank_" + r, "reduce", std::nullopt, std::move(deps),
+        {{"outputs", OutputList({{"kept", "s3f/" + r + "/kept.json"}})},
+         {"config", Sections({"mode", "s3f"})},
+         {"variant", r}},
+        round);
+  }
+
+  // Stage 13: metrics of one set of test-split masks against the GT. Returns the task key.
+  std::string AddEvaluation(const std::string& variant, int round, const std::string& mask_stage,
+                            const std::string& mask_artifact,
+                            const std::vector<std::string>& test) {
+    std::vector<std::string> deps;
+    for (const std::string& id : test) deps.push_back(CaseKey(mask_stage, id));
+    for (const std::string& id : test) deps.push_back(CaseKey(kPrep, id));
+    Add("evaluate_" + variant, "reduce", std::nullopt, std::move(deps),
+        {{"outputs", OutputList({{"metrics", "eval/" + variant + ".json"}})},
+         {"config", Sections({"mode", "evaluation", "clip.backend", "sam.backend"})},
+         {"variant", variant},
+         {"mask_stage", mask_stage},
+         {"mask_artifact", mask_artifact}},
+        round);
+    return "evaluate_" + variant;
+  }
+
+  void AddEvaluationSummary(const std::vector<std::string>& evaluations) {
+    Add("evaluation_summary", "reduce", std::nullopt, evaluations,
+        {{"outputs", OutputList({{"report", "report/data/evaluation.json"}})},
+         {"config",
+          Sections({"mode", "evaluation", "s3f", "baselines", "clip.backend", "sam.backend"})}});
+  }
+
   const json config_json_;
   const bool reference_;
   const std::vector<std::string> modalities_;
@@ -289,6 +435,20 @@ const std::vector<StageDefinition>& MethodStages() {
        "stage 8: SAM pseudo-label prompted by the enhanced CAM"},
       {"stage_quality", "reduce", StageUnit::kReduce, false,
        "quality summary of stages 1-8 (GT used for logs only)"},
+      {"train_unet", "trainer", StageUnit::kGlobal, false,
+       "stage 9: 3D U-Net trained on a round's labels (_r1: SAM, _rN: S3F-kept predictions; "
+       "_supervised: GT baseline)",
+       true},
+      {"predict", "trainer", StageUnit::kCase, false,
+       "stage 10: sliding-window prediction (train cases: next round's labels; test cases)", true},
+      {"s3f_score", "sam", StageUnit::kCase, false,
+       "stage 11: Dice between SAM prompted by the prediction and the prediction", true},
+      {"s3f_rank", "reduce", StageUnit::kReduce, false,
+       "stage 12: rank the scores, keep s3f.keep_ratio of the cases for the next round", true},
+      {"evaluate", "reduce", StageUnit::kReduce, false,
+       "stage 13: Dice, HD95, HD on the test split (_rN, _supervised, _sam_only)", true},
+      {"evaluation_summary", "reduce", StageUnit::kReduce, false,
+       "every round and baseline side by side (report/data/evaluation.json)"},
   };
   return stages;
 }
@@ -372,6 +532,20 @@ StatusOr<std::vector<TaskSpec>> PlanMethodStages(const Config& config,
           JoinIds(without_seg));
     }
   }
+  if (config.GetBool("baselines.supervised") || config.GetString("train.labels") == "gt") {
+    std::vector<std::string> without_seg;
+    for (const PlannedCase& c : cases) {
+      auto it = split_of.find(c.id);
+      if (!c.has_seg && it != split_of.end() && it->second == "train") without_seg.push_back(c.id);
+    }
+    if (!without_seg.empty()) {
+      return FailedPreconditionError(
+          std::string(config.GetBool("baselines.supervised") ? "baselines.supervised"
+                                                             : "train.labels: gt") +
+          " trains on the ground truth of every train case; no seg file for " +
+          JoinIds(without_seg));
+    }
+  }
   return PlanBuilder(config, std::move(cases), std::move(split_of)).Build();
 }
 
@@ -394,13 +568,41 @@ std::string TaskPlanJson(const std::vector<TaskSpec>& tasks) {
   return out;
 }
 
+std::string StageFamily(std::string_view stage) {
+  for (const StageDefinition& definition : MethodStages()) {
+    if (definition.variants && stage.size() > definition.name.size() + 1 &&
+        stage.substr(0, definition.name.size() + 1) == definition.name + "_") {
+      return definition.name;
+    }
+  }
+  return std::string(stage);
+}
+
 std::vector<std::pair<std::string, int>> TaskCountsByStage(const std::vector<TaskSpec>& tasks) {
   std::map<std::string, int> counts;
-  for (const TaskSpec& t : tasks) ++counts[t.stage];
+  std::map<std::string, int> first_round;  // orders a family's variants by round, then name
+  for (const TaskSpec& t : tasks) {
+    ++counts[t.stage];
+    first_round.emplace(t.stage, t.round == 0 ? 1 << 30 : t.round);
+  }
   std::vector<std::pair<std::string, int>> out;
   for (const StageDefinition& stage : MethodStages()) {
-    out.emplace_back(stage.name, counts[stage.name]);
-    counts.erase(stage.name);
+    if (!stage.variants) {
+      out.emplace_back(stage.name, counts[stage.name]);
+      counts.erase(stage.name);
+      continue;
+    }
+    std::vector<std::string> variants;
+    for (const auto& [name, n] : counts) {
+      if (StageFamily(name) == stage.name && name != stage.name) variants.push_back(name);
+    }
+    std::stable_sort(variants.begin(), variants.end(),
+                     [&](const auto& a, const auto& b) { return first_round[a] < first_round[b]; });
+    if (variants.empty()) out.emplace_back(stage.name, 0);
+    for (const std::string& name : variants) {
+      out.emplace_back(name, counts[name]);
+      counts.erase(name);
+    }
   }
   for (const auto& [stage, n] : counts) out.emplace_back(stage, n);  // not a method stage
   return out;

@@ -1,10 +1,11 @@
-// Stages 0-8 of the method on `clisc synth` data through a real coordinator and real workers
-// (heuristic CLIP and SAM, the small classifier on the CPU): the plan from `clisc plan`, one
-// worker for prep and the reduce steps, one for the network roles. The network worker is
-// SIGKILLed once the raw classifier training has written a checkpoint; its replacement must resume
-// that training from the checkpoint. One train case has a corrupt FLAIR file: its preprocessing
-// fails, the case is excluded with its reason, and the run finishes with the others, with
-// per-stage quality against GT in the report data.
+// The whole method (stages 0-13) on `clisc synth` data through a real coordinator and real workers
+// (heuristic CLIP and SAM, the small classifier and a tiny U-Net on the CPU): the plan from
+// `clisc plan`, one worker for prep and the reduce steps, one for the network roles. The network
+// worker is SIGKILLed once the raw classifier training has written a checkpoint; its replacement
+// must resume that training from the checkpoint. One train case has a corrupt FLAIR file: its
+// preprocessing fails, the case is excluded with its reason, and the run finishes with the others,
+// with per-stage quality against GT in the report data, two S3F rounds and both baselines evaluated
+// on the test split.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -45,6 +46,22 @@ classifier:
 sam:
   backend: heuristic
   checkpoint: null
+unet:
+  feature_channels: [4, 8, 16]
+train:
+  patch_size: [32, 32, 32]
+  max_iterations: 12
+  checkpoint_every: 6
+  loader_threads: 1
+inference:
+  patch_size: [32, 32, 32]
+  overlap: 0.25
+s3f:
+  rounds: 2
+  keep_ratio: 0.5
+baselines:
+  supervised: true
+  sam_only: true
 debug:
   overlays: true
 )";
@@ -68,7 +85,7 @@ bool AnyTrainingCheckpoint(const std::filesystem::path& dir) {
   return false;
 }
 
-TEST(MethodStagesTest, StagesZeroToEightResumeTheClassifierAfterTheCamWorkerIsKilled) {
+TEST(MethodStagesTest, WholeMethodResumesTheClassifierAfterTheNetworkWorkerIsKilled) {
   Scratch dir("clisc-method");
   SynthOptions synth;
   synth.out_dir = dir / "data";
@@ -114,7 +131,7 @@ TEST(MethodStagesTest, StagesZeroToEightResumeTheClassifierAfterTheCamWorkerIsKi
       WorkerCommand(port, "cpu", "prep,reduce", {"--artifact-root", store.string()}),
       dir / "cpu_worker.log");
   auto model_worker = std::make_unique<ChildProcess>(
-      WorkerCommand(port, "gpu-1", "clip,cam,sam", {"--artifact-root", store.string()}),
+      WorkerCommand(port, "gpu-1", "clip,cam,sam,trainer", {"--artifact-root", store.string()}),
       dir / "model_worker.log");
 
   // Kill the network worker once the raw training has checkpointed at least one epoch.
@@ -126,7 +143,7 @@ TEST(MethodStagesTest, StagesZeroToEightResumeTheClassifierAfterTheCamWorkerIsKi
       killed = true;
       std::this_thread::sleep_for(300ms);
       model_worker = std::make_unique<ChildProcess>(
-          WorkerCommand(port, "gpu-2", "clip,cam,sam", {"--artifact-root", store.string()}),
+          WorkerCommand(port, "gpu-2", "clip,cam,sam,trainer", {"--artifact-root", store.string()}),
           dir / "model_worker_2.log");
     }
     std::this_thread::sleep_for(100ms);
@@ -197,6 +214,29 @@ TEST(MethodStagesTest, StagesZeroToEightResumeTheClassifierAfterTheCamWorkerIsKi
   }
   EXPECT_EQ(report["cases"].size(), 3u);
   EXPECT_GT(summary["slice_label_accuracy"]["mean"].get<double>(), 0.8);
+
+  // Stages 9-13: two rounds chained through S3F, both baselines, the evaluation of the test
+  // split side by side (the U-Net here is far too small and short-trained to be good: the
+  // figures are measured, and their relation is checked by the self-training test).
+  const nlohmann::json kept = ReadJsonFile(store / "s3f" / "r1" / "kept.json");
+  ASSERT_TRUE(kept.is_object());
+  EXPECT_EQ(kept["kept_count"].get<int64_t>(), 1);  // 3 train cases left, keep_ratio 0.5
+  const nlohmann::json unet_log = ReadJsonFile(store / "unet" / "r2" / "train_log.json");
+  ASSERT_TRUE(unet_log.is_object());
+  EXPECT_EQ(unet_log["train_cases"], kept["kept"]);
+  EXPECT_EQ(unet_log["iterations"], 12);
+  const nlohmann::json evaluation = ReadJsonFile(store / "report" / "data" / "evaluation.json");
+  ASSERT_TRUE(evaluation.is_object());
+  std::vector<std::string> variants;
+  for (const nlohmann::json& row : evaluation["rows"]) {
+    variants.push_back(row["variant"]);
+    std::printf("%-44s cases %lld  Dice %s  HD95 %s mm\n", row["title"].get<std::string>().c_str(),
+                static_cast<long long>(row["cases"].get<int64_t>()),
+                row["dice"]["mean"].dump().c_str(), row["hd95_mm"]["mean"].dump().c_str());
+    EXPECT_GE(row["cases"].get<int64_t>(), 1) << row.dump();
+  }
+  EXPECT_EQ(variants, (std::vector<std::string>{"r1", "r2", "supervised", "sam_only"}));
+  EXPECT_EQ(evaluation["final"], "r2");
 
   // A pseudo-label on the original grid, overlays of the prompted slices.
   bool found_overlay = false;

@@ -1,8 +1,8 @@
 #include "common/config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -65,7 +65,7 @@ TEST(ConfigSchemaTest, BuiltinSchemaIsWellFormed) {
   }
   EXPECT_EQ(sections, (std::vector<std::string>{"data", "preprocess", "clip", "classifier", "cam",
                                                 "amda", "sam", "unet", "train", "inference", "s3f",
-                                                "evaluation", "runtime", "debug"}));
+                                                "evaluation", "baselines", "runtime", "debug"}));
 }
 
 TEST(ConfigSchemaTest, DefaultsAreThePapersValues) {

@@ -1,4 +1,4 @@
-// The plan of method stages 0-8: which tasks a case list and a config give, their dependencies
+// The plan of method stages 0-13: which tasks a case list and a config give, their dependencies
 // and params (the contract with the roles), determinism, the plan file round trip and splits.
 #include "coordinator/method_plan.h"
 
@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -92,27 +93,45 @@ std::map<std::string, int> CountByStage(const std::vector<TaskSpec>& tasks) {
 TEST(MethodPlanTest, StageTableInPlanOrder) {
   std::vector<std::string> names;
   for (const StageDefinition& s : MethodStages()) names.push_back(s.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"prep", "clip_label", "train_classifier_raw",
-                                             "cam_raw", "cam_threshold_raw", "cam_post_raw",
-                                             "train_classifier_aug", "cam_aug", "cam_threshold_aug",
-                                             "cam_post_aug", "sam_label", "stage_quality"}));
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "prep", "clip_label", "train_classifier_raw", "cam_raw", "cam_threshold_raw",
+                       "cam_post_raw", "train_classifier_aug", "cam_aug", "cam_threshold_aug",
+                       "cam_post_aug", "sam_label", "stage_quality", "train_unet", "predict",
+                       "s3f_score", "s3f_rank", "evaluate", "evaluation_summary"}));
 }
 
 TEST(MethodPlanTest, TaskCountsPerStageUnsupervised) {
+  // Stages 1-8 run on the 6 train cases and, for the SAM-only baseline, on the 2 test cases.
+  // Round 1 predicts train (for S3F) and test; round 2, the last, predicts test only.
   const std::vector<TaskSpec> tasks = Plan(MakeConfig("unsupervised"), MakeInputs());
   EXPECT_EQ(CountByStage(tasks), (std::map<std::string, int>{{"prep", 11},
-                                                             {"clip_label", 6},
+                                                             {"clip_label", 8},
                                                              {"train_classifier_raw", 1},
-                                                             {"cam_raw", 6},
+                                                             {"cam_raw", 8},
                                                              {"cam_threshold_raw", 0},
-                                                             {"cam_post_raw", 6},
+                                                             {"cam_post_raw", 8},
                                                              {"train_classifier_aug", 1},
-                                                             {"cam_aug", 6},
+                                                             {"cam_aug", 8},
                                                              {"cam_threshold_aug", 0},
-                                                             {"cam_post_aug", 6},
-                                                             {"sam_label", 6},
-                                                             {"stage_quality", 1}}));
-  EXPECT_EQ(tasks.size(), 50u);
+                                                             {"cam_post_aug", 8},
+                                                             {"sam_label", 8},
+                                                             {"stage_quality", 1},
+                                                             {"train_unet_r1", 1},
+                                                             {"train_unet_r2", 1},
+                                                             {"predict_r1", 8},
+                                                             {"predict_r2", 2},
+                                                             {"s3f_score_r1", 6},
+                                                             {"s3f_rank_r1", 1},
+                                                             {"evaluate_r1", 1},
+                                                             {"evaluate_r2", 1},
+                                                             {"evaluate_sam_only", 1},
+                                                             {"evaluation_summary", 1}}));
+  EXPECT_EQ(tasks.size(), 85u);
+  // Without the baseline, stages 1-8 stay on the train split.
+  const std::vector<TaskSpec> plain =
+      Plan(MakeConfig("unsupervised", {"baselines.sam_only=false"}), MakeInputs());
+  EXPECT_EQ(CountByStage(plain)["sam_label"], 6);
+  EXPECT_FALSE(Has(plain, "evaluate_sam_only"));
 }
 
 TEST(MethodPlanTest, TaskCountsPerStageReference) {
@@ -128,13 +147,22 @@ TEST(MethodPlanTest, TaskCountsPerStageReference) {
                                                              {"cam_threshold_aug", 1},
                                                              {"cam_post_aug", 6},
                                                              {"sam_label", 6},
-                                                             {"stage_quality", 1}}));
+                                                             {"stage_quality", 1},
+                                                             {"train_unet_r1", 1},
+                                                             {"train_unet_r2", 1},
+                                                             {"predict_r1", 8},
+                                                             {"predict_r2", 2},
+                                                             {"s3f_score_r1", 6},
+                                                             {"s3f_rank_r1", 1},
+                                                             {"evaluate_r1", 1},
+                                                             {"evaluate_r2", 1},
+                                                             {"evaluation_summary", 1}}));
   EXPECT_TRUE(Has(tasks, "cam_raw/c06"));
   EXPECT_FALSE(Has(tasks, "cam_post_raw/c06"));  // valid cases are for selection only
   EXPECT_FALSE(Has(tasks, "clip_label/c08"));
 }
 
-TEST(MethodPlanTest, KeysUniqueDepsEarlierRoundZero) {
+TEST(MethodPlanTest, KeysUniqueDepsEarlierRoundsNamed) {
   for (const char* mode : {"unsupervised", "reference"}) {
     SCOPED_TRACE(mode);
     const std::vector<TaskSpec> tasks =
@@ -145,11 +173,15 @@ TEST(MethodPlanTest, KeysUniqueDepsEarlierRoundZero) {
         EXPECT_TRUE(seen.contains(dep)) << t.task_key << " depends on " << dep;
       }
       EXPECT_TRUE(seen.insert(t.task_key).second) << "repeated key " << t.task_key;
-      EXPECT_EQ(t.round, 0) << t.task_key;
+      // Round r tasks carry the suffix _r<r>; every other task has round 0.
+      const size_t suffix = t.stage.rfind("_r");
+      const bool per_round = suffix != std::string::npos && suffix + 2 < t.stage.size() &&
+                             std::isdigit(static_cast<unsigned char>(t.stage[suffix + 2]));
+      EXPECT_EQ(t.round, per_round ? std::stoi(t.stage.substr(suffix + 2)) : 0) << t.task_key;
       EXPECT_EQ(t.max_attempts, 5) << t.task_key;
       const std::string expected_key = t.case_id ? t.stage + "/" + *t.case_id : t.stage;
       EXPECT_EQ(t.task_key, expected_key);
-      const std::set<std::string> roles = {"prep", "clip", "cam", "reduce", "sam"};
+      const std::set<std::string> roles = {"prep", "clip", "cam", "reduce", "sam", "trainer"};
       EXPECT_TRUE(roles.contains(t.role)) << t.role;
     }
   }
@@ -318,6 +350,112 @@ TEST(MethodPlanTest, SamAndQualityParams) {
                                         {"sam", {{"backend", "model"}}}}));
 }
 
+std::set<std::string> DepsOf(const std::vector<TaskSpec>& tasks, const std::string& key) {
+  const auto& d = Find(tasks, key).depends_on;
+  return {d.begin(), d.end()};
+}
+
+TEST(MethodPlanTest, SelfTrainingRoundsChainThroughS3f) {
+  const std::vector<TaskSpec> tasks = Plan(MakeConfig("unsupervised"), MakeInputs());
+  const std::vector<std::string> train = {"c00", "c01", "c02", "c03", "c04", "c05"};
+
+  // Round 1 learns the SAM pseudo-labels of the train split.
+  const json r1 = ParamsOf(tasks, "train_unet_r1");
+  EXPECT_EQ(Find(tasks, "train_unet_r1").role, "trainer");
+  EXPECT_EQ(r1.at("labels_stage"), "sam_label");
+  EXPECT_EQ(r1.at("labels_artifact"), "pseudo_label_cropped");
+  EXPECT_EQ(r1.at("kept_from"), "");
+  EXPECT_EQ(Outputs(r1), (std::map<std::string, std::string>{{"model", "unet/r1/model.pth"},
+                                                             {"log", "unet/r1/train_log.json"}}));
+  EXPECT_EQ(Keys(r1.at("config")), (std::set<std::string>{"mode", "device", "precision", "data",
+                                                          "unet", "train", "inference"}));
+  std::set<std::string> expected;
+  for (const std::string& id : train) expected.insert({"sam_label/" + id, "prep/" + id});
+  EXPECT_EQ(DepsOf(tasks, "train_unet_r1"), expected);
+
+  // Round 1 predicts the train split for S3F (largest component) and the test split.
+  EXPECT_EQ(ParamsOf(tasks, "predict_r1/c00").at("purpose"), "pseudo_label");
+  EXPECT_EQ(ParamsOf(tasks, "predict_r1/c08").at("purpose"), "test");
+  EXPECT_EQ(DepsOf(tasks, "predict_r1/c00"), (std::set<std::string>{"train_unet_r1", "prep/c00"}));
+  EXPECT_EQ(Outputs(ParamsOf(tasks, "predict_r1/c00")).at("prediction_cropped"),
+            "cases/c00/unet_r1/prediction_cropped.nii.gz");
+  EXPECT_EQ(Find(tasks, "s3f_score_r1/c00").role, "sam");
+  EXPECT_EQ(DepsOf(tasks, "s3f_score_r1/c00"),
+            (std::set<std::string>{"predict_r1/c00", "prep/c00"}));
+  expected.clear();
+  for (const std::string& id : train) expected.insert("s3f_score_r1/" + id);
+  EXPECT_EQ(DepsOf(tasks, "s3f_rank_r1"), expected);
+  EXPECT_EQ(Outputs(ParamsOf(tasks, "s3f_rank_r1")).at("kept"), "s3f/r1/kept.json");
+
+  // Round 2 learns the round-1 predictions of the cases S3F kept; being the last, it predicts
+  // the test split only.
+  const json r2 = ParamsOf(tasks, "train_unet_r2");
+  EXPECT_EQ(r2.at("labels_stage"), "predict_r1");
+  EXPECT_EQ(r2.at("labels_artifact"), "prediction_cropped");
+  EXPECT_EQ(r2.at("kept_from"), "s3f_rank_r1");
+  expected = {"s3f_rank_r1"};
+  for (const std::string& id : train) expected.insert({"predict_r1/" + id, "prep/" + id});
+  EXPECT_EQ(DepsOf(tasks, "train_unet_r2"), expected);
+  EXPECT_EQ(Find(tasks, "train_unet_r2").round, 2);
+  EXPECT_FALSE(Has(tasks, "predict_r2/c00"));
+  EXPECT_FALSE(Has(tasks, "s3f_score_r2/c00"));
+  EXPECT_EQ(DepsOf(tasks, "evaluate_r2"),
+            (std::set<std::string>{"predict_r2/c08", "predict_r2/c09", "prep/c08", "prep/c09"}));
+  EXPECT_EQ(ParamsOf(tasks, "evaluate_sam_only").at("mask_artifact"), "pseudo_label_cropped");
+  EXPECT_EQ(DepsOf(tasks, "evaluation_summary"),
+            (std::set<std::string>{"evaluate_r1", "evaluate_r2", "evaluate_sam_only"}));
+
+  // The SAM-only baseline's test cases feed no training.
+  for (const char* key :
+       {"train_classifier_raw", "train_classifier_aug", "train_unet_r1", "stage_quality"}) {
+    for (const std::string& dep : DepsOf(tasks, key)) {
+      EXPECT_EQ(dep.find("c08"), std::string::npos) << key << " depends on " << dep;
+    }
+  }
+  EXPECT_EQ(ParamsOf(tasks, "clip_label/c08").at("source"), "clip");
+}
+
+TEST(MethodPlanTest, RoundsAndBaselinesFollowTheConfig) {
+  const std::vector<TaskSpec> one =
+      Plan(MakeConfig("unsupervised", {"s3f.rounds=1"}), MakeInputs());
+  EXPECT_FALSE(Has(one, "s3f_rank_r1"));
+  EXPECT_FALSE(Has(one, "predict_r1/c00"));
+  EXPECT_TRUE(Has(one, "predict_r1/c08"));
+  const std::vector<TaskSpec> three =
+      Plan(MakeConfig("unsupervised", {"s3f.rounds=3"}), MakeInputs());
+  EXPECT_EQ(ParamsOf(three, "train_unet_r3").at("kept_from"), "s3f_rank_r2");
+  EXPECT_TRUE(Has(three, "s3f_score_r2/c05"));
+
+  // The supervised baseline trains on GT (no pseudo-label dependency) and is evaluated apart.
+  const std::vector<TaskSpec> supervised =
+      Plan(MakeConfig("unsupervised", {"baselines.supervised=true"}), MakeInputs());
+  const json params = ParamsOf(supervised, "train_unet_supervised");
+  EXPECT_EQ(params.at("labels_stage"), "prep");
+  EXPECT_EQ(params.at("labels_artifact"), "gt");
+  EXPECT_EQ(Find(supervised, "train_unet_supervised").round, 0);
+  for (const std::string& dep : DepsOf(supervised, "train_unet_supervised")) {
+    EXPECT_EQ(dep.rfind("prep/", 0), 0u) << dep;
+  }
+  EXPECT_TRUE(Has(supervised, "predict_supervised/c08"));
+  EXPECT_TRUE(DepsOf(supervised, "evaluation_summary").contains("evaluate_supervised"));
+
+  // Reference mode validates every round on the valid split's GT.
+  const std::vector<TaskSpec> reference = Plan(MakeConfig("reference"), MakeInputs());
+  EXPECT_EQ(ParamsOf(reference, "train_unet_r1").at("valid_cases"), json::array({"c06", "c07"}));
+  EXPECT_TRUE(DepsOf(reference, "train_unet_r2").contains("prep/c07"));
+  EXPECT_FALSE(Has(reference, "evaluate_sam_only"));  // its CAM would read the test GT
+
+  // The GT baseline needs the GT of every train case.
+  MethodPlanInputs no_seg = MakeInputs();
+  no_seg.cases[2].has_seg = false;  // c02, a train case
+  StatusOr<std::vector<TaskSpec>> refused =
+      PlanMethodStages(MakeConfig("unsupervised", {"baselines.supervised=true"}), no_seg);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("c02"), std::string::npos);
+  EXPECT_TRUE(PlanMethodStages(MakeConfig("unsupervised"), no_seg).ok());
+}
+
 TEST(MethodPlanTest, EveryTaskConfigRebuildsATypedConfig) {
   const Config original = MakeConfig("reference", {"cam.threshold=0.4", "device=cuda:1"});
   for (const TaskSpec& t : Plan(original, MakeInputs())) {
@@ -474,7 +612,8 @@ TEST_F(SplitFilesTest, PlanFromDatasetRejectsIncompleteCases) {
   EXPECT_EQ(plan->splits.train.size() + plan->splits.valid.size() + plan->splits.test.size(), 10u);
   EXPECT_TRUE(plan->unassigned.empty());
   EXPECT_EQ(CountByStage(plan->tasks)["prep"], 10);
-  EXPECT_EQ(CountByStage(plan->tasks)["sam_label"], static_cast<int>(plan->splits.train.size()));
+  EXPECT_EQ(CountByStage(plan->tasks)["sam_label"],
+            static_cast<int>(plan->splits.train.size() + plan->splits.test.size()));
   const json prep = ParamsOf(plan->tasks, "prep/BraTS20_Training_001");
   EXPECT_EQ(fs::path(prep.at("case_dir").get<std::string>()),
             fs::absolute(dir_ / "data" / "BraTS20_Training_001").lexically_normal());

@@ -15,6 +15,7 @@
 #include "common/volume_io.h"
 #include "coordinator/method_plan.h"
 #include "tests/support/fake_classifier_engine.h"
+#include "tests/support/fake_unet_engine.h"
 #include "tests/support/plan_executor.h"
 #include "tests/unit/test_volumes.h"
 
@@ -22,6 +23,7 @@ namespace clisc {
 namespace {
 
 using testing::FakeClassifierEngine;
+using testing::FakeUNetEngine;
 using testing::PlanExecutor;
 
 constexpr char kBaseConfig[] = R"(
@@ -50,6 +52,9 @@ class MethodRolesTest : public ::testing::Test {
       return std::unique_ptr<roles::ClassifierEngine>(
           std::make_unique<FakeClassifierEngine>(&record_));
     };
+    backends.unet = [this]() -> StatusOr<std::unique_ptr<roles::UNetEngine>> {
+      return std::unique_ptr<roles::UNetEngine>(std::make_unique<FakeUNetEngine>(&unet_record_));
+    };
     ASSERT_TRUE(roles::RegisterMethodRoles(registry_, backends).ok());
     auto store = ArtifactStore::Open(work_.path() / "artifacts");
     ASSERT_TRUE(store.ok());
@@ -70,6 +75,7 @@ class MethodRolesTest : public ::testing::Test {
   static testing::TempDir* data_;
   testing::TempDir work_{"clisc-method-work"};
   FakeClassifierEngine::Record record_;
+  FakeUNetEngine::Record unet_record_;
   worker::RoleRegistry registry_;
   std::unique_ptr<ArtifactStore> store_;
 };
@@ -201,6 +207,94 @@ TEST_F(MethodRolesTest, AnEmptyCamGivesAnEmptyPseudoLabelAndARecord) {
   EXPECT_EQ(info["empty_cam"], true);
   EXPECT_EQ(info["voxels"], 0);
   EXPECT_EQ(info["prompted_slices"], 0);
+}
+
+TEST_F(MethodRolesTest, SelfTrainingRoundsFilterWithS3fAndEvaluateTheTestSplit) {
+  auto plan = Plan(
+      "data: {splits: {train_fraction: 0.5, valid_fraction: 0.0, test_fraction: 0.5}}\n"
+      "train: {max_iterations: 5}\n"
+      "s3f: {rounds: 2, keep_ratio: 0.5}\n"
+      "baselines: {supervised: true, sam_only: true}\n");
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->splits.train.size(), 2u);
+  ASSERT_EQ(plan->splits.test.size(), 2u);
+  PlanExecutor executor(&registry_, store_.get());
+  executor.RunAll(plan->tasks);
+  if (HasFatalFailure()) return;
+
+  // Three trainings in plan order: round 1 on the SAM labels of both train cases, round 2 on
+  // the round-1 prediction of the one case S3F kept, the supervised baseline on the GT.
+  ASSERT_EQ(unet_record_.trainings.size(), 3u);
+  std::vector<std::string> train = plan->splits.train;
+  std::sort(train.begin(), train.end());
+  EXPECT_EQ(unet_record_.trainings[0], train);
+  for (const std::string& file : unet_record_.label_files[0]) {
+    EXPECT_NE(file.find("/sam/pseudo_label_cropped.nii.gz"), std::string::npos) << file;
+  }
+  const nlohmann::json kept = ReadJson("s3f/r1/kept.json");
+  ASSERT_TRUE(kept.is_object());
+  EXPECT_EQ(kept["cases"], 2);
+  EXPECT_EQ(kept["kept_count"], 1);
+  ASSERT_EQ(kept["ranking"].size(), 2u);
+  const nlohmann::json& first = kept["ranking"][0];
+  const nlohmann::json& second = kept["ranking"][1];
+  EXPECT_TRUE(first["score"].get<double>() > second["score"].get<double>() ||
+              (first["score"] == second["score"] &&
+               first["case"].get<std::string>() < second["case"].get<std::string>()));
+  EXPECT_EQ(unet_record_.trainings[1], std::vector<std::string>{first["case"].get<std::string>()});
+  EXPECT_NE(unet_record_.label_files[1][0].find("/unet_r1/prediction_cropped.nii.gz"),
+            std::string::npos);
+  EXPECT_EQ(unet_record_.trainings[2], train);
+  EXPECT_NE(unet_record_.label_files[2][0].find("/prep/gt_wt.nii.gz"), std::string::npos);
+  EXPECT_EQ(unet_record_.options[0].max_iterations, 5);
+  EXPECT_EQ(unet_record_.options[0].devices, std::vector<std::string>{"cpu"});
+
+  // Each S3F score is the Dice of SAM (prompted by the prediction) with the prediction.
+  for (const std::string& id : train) {
+    const nlohmann::json score = ReadJson("cases/" + id + "/s3f_r1/score.json");
+    ASSERT_TRUE(score.is_object()) << id;
+    EXPECT_GE(score["score"].get<double>(), 0.0);
+    EXPECT_LE(score["score"].get<double>(), 1.0);
+    EXPECT_EQ(score["empty_prediction"], score["prediction_voxels"] == 0);
+    // Pseudo-label predictions keep only their largest component.
+    const nlohmann::json info = ReadJson("cases/" + id + "/unet_r1/prediction.json");
+    EXPECT_EQ(info["purpose"], "pseudo_label");
+    EXPECT_EQ(info["largest_component"], true);
+    EXPECT_LE(info["voxels"].get<int64_t>(),
+              info["voxels_before_largest_component"].get<int64_t>());
+  }
+
+  // Test predictions lie on the original grid; every round and baseline is evaluated.
+  for (const std::string& id : plan->splits.test) {
+    auto header = ReadVolumeHeader(data_->path() / id / (id + "_flair.nii.gz"));
+    auto prediction =
+        ReadVolume<uint8_t>(store_->root() / "cases" / id / "unet_r2" / "prediction.nii.gz");
+    ASSERT_TRUE(header.ok() && prediction.ok()) << id;
+    EXPECT_EQ(prediction->size(), header->size);
+    EXPECT_EQ(ReadJson("cases/" + id + "/unet_r2/prediction.json")["purpose"], "test");
+  }
+  for (const char* variant : {"r1", "r2", "supervised", "sam_only"}) {
+    const nlohmann::json metrics = ReadJson(std::string("eval/") + variant + ".json");
+    ASSERT_TRUE(metrics.is_object()) << variant;
+    EXPECT_EQ(metrics["cases"].size(), 2u) << variant;
+    EXPECT_EQ(metrics["summary"]["cases"], 2) << variant;
+    for (const nlohmann::json& row : metrics["cases"]) {
+      EXPECT_TRUE(row["medpy"]["dice"]["value"].is_number()) << variant;
+      EXPECT_TRUE(row.contains("monai")) << variant;
+      EXPECT_TRUE(row["reference"]["dice"]["value"].is_number()) << variant;
+    }
+  }
+  const nlohmann::json summary = ReadJson("report/data/evaluation.json");
+  ASSERT_TRUE(summary.is_object());
+  EXPECT_EQ(summary["final"], "r2");
+  std::vector<std::string> variants;
+  for (const nlohmann::json& row : summary["rows"]) variants.push_back(row["variant"]);
+  EXPECT_EQ(variants, (std::vector<std::string>{"r1", "r2", "supervised", "sam_only"}));
+  // The fake U-Net thresholds the image, so its rounds agree on the test split; the supervised
+  // model (a higher threshold) differs: the summary keeps each variant's own numbers.
+  EXPECT_EQ(summary["rows"][0]["dice"]["mean"], summary["rows"][1]["dice"]["mean"]);
+  EXPECT_NE(summary["rows"][0]["dice"]["mean"], summary["rows"][2]["dice"]["mean"]);
+  EXPECT_EQ(executor.metrics("evaluation_summary").count("dice_r2"), 1u);
 }
 
 TEST_F(MethodRolesTest, AMalformedCaseFailsItsPrepWithAClearError) {

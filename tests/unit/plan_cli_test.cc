@@ -100,15 +100,27 @@ TEST_F(PlanCliTest, WritesThePlanAndPrintsTheStageTable) {
   const nlohmann::json plan = nlohmann::json::parse(ReadAll(plan_file));
   ASSERT_TRUE(plan.at("tasks").is_array());
   // The 11 discovered cases split 7/1/3 before the broken one is dropped.
-  size_t train = 0;
-  for (const auto& task : plan.at("tasks")) train += task.at("stage") == "sam_label";
+  size_t train = 0, test = 0, sam = 0;
+  for (const auto& task : plan.at("tasks")) {
+    train += task.at("stage") == "s3f_score_r1";
+    test += task.at("stage") == "predict_r2";
+    sam += task.at("stage") == "sam_label";
+  }
   EXPECT_TRUE(train == 6 || train == 7) << train;
-  // 10 prep, per train case clip_label, cam_raw, cam_post_raw, cam_aug, cam_post_aug and
-  // sam_label, 2 trainings and the quality report.
-  EXPECT_EQ(plan.at("tasks").size(), 10u + train * 6u + 3u);
+  EXPECT_TRUE(test == 2 || test == 3) << test;
+  EXPECT_EQ(sam, train + test);  // the SAM-only baseline runs stages 1-8 on the test split too
+  // 10 prep; per train and test case clip_label, cam_raw, cam_post_raw, cam_aug, cam_post_aug
+  // and sam_label; 2 classifier trainings and the quality report; round 1: a U-Net training,
+  // predictions of train and test, S3F scores of train, the ranking, an evaluation; round 2: a
+  // training, predictions of test, an evaluation; the SAM-only evaluation and the summary.
+  EXPECT_EQ(plan.at("tasks").size(),
+            10u + (train + test) * 6u + 3u + (3u + 2 * train + test) + (2u + test) + 2u);
   EXPECT_EQ(plan.at("tasks")[0].at("key"), "prep/BraTS20_Training_001");
   EXPECT_EQ(plan.at("tasks")[0].at("max_attempts"), 4);
-  EXPECT_EQ(plan.at("tasks").back().at("key"), "stage_quality");
+  EXPECT_EQ(plan.at("tasks").back().at("key"), "evaluation_summary");
+  for (const char* text : {"train_unet_r1", "predict_r2", "s3f_rank_r1", "evaluate_sam_only"}) {
+    EXPECT_NE(run.out.find(text), std::string::npos) << text << "\n" << run.out;
+  }
 
   // Same config and data: byte-identical plan.
   const std::string first = ReadAll(plan_file);

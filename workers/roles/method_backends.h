@@ -1,7 +1,7 @@
 // Where the method roles get their models from. Role code sees only torch-free interfaces
-// (SliceScorer, PromptSegmenter, ClassifierEngine); the factories decide what backs them. The
-// plain `clisc` binary has the heuristic backends only; `clisc-torch` adds the LibTorch ones
-// (workers/roles/model_backends.h), so a config that names a model gets that model or a clear
+// (SliceScorer, PromptSegmenter, ClassifierEngine, UNetEngine); the factories decide what backs
+// them. The plain `clisc` binary has the heuristic backends only; `clisc-torch` adds the LibTorch
+// ones (workers/roles/model_backends.h), so a config that names a model gets that model or a clear
 // error, never a silent stand-in.
 #pragma once
 
@@ -14,6 +14,7 @@
 #include "workers/backends/prompt_segmenter.h"
 #include "workers/backends/slice_scorer.h"
 #include "workers/roles/classifier_engine.h"
+#include "workers/roles/unet_engine.h"
 
 namespace clisc::roles {
 
@@ -28,6 +29,8 @@ struct MethodBackends {
       sam_model;
   // The classifier; required by the cam role.
   std::function<StatusOr<std::unique_ptr<ClassifierEngine>>()> classifier;
+  // The 3D U-Net; required by the trainer role.
+  std::function<StatusOr<std::unique_ptr<UNetEngine>>()> unet;
 };
 
 // The slice scorer a config asks for: the heuristic one for `clip.backend: heuristic`, otherwise

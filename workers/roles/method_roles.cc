@@ -58,6 +58,9 @@ Status RegisterMethodRoles(worker::RoleRegistry& registry, const MethodBackends&
   if (backends.classifier) {
     RETURN_IF_ERROR(registry.Register("cam", [backends] { return MakeCamRole(backends); }));
   }
+  if (backends.unet) {
+    RETURN_IF_ERROR(registry.Register("trainer", [backends] { return MakeTrainerRole(backends); }));
+  }
   return OkStatus();
 }
 

@@ -16,7 +16,13 @@ std::unique_ptr<worker::Role> MakePrepRole();
 std::unique_ptr<worker::Role> MakeClipRole(const MethodBackends& backends);
 std::unique_ptr<worker::Role> MakeCamRole(const MethodBackends& backends);
 std::unique_ptr<worker::Role> MakeSamRole(const MethodBackends& backends);
+std::unique_ptr<worker::Role> MakeTrainerRole(const MethodBackends& backends);
 std::unique_ptr<worker::Role> MakeReduceRole();
+
+// The reduce steps of stages 12-13 (s3f_reduce.cc, evaluation_reduce.cc).
+StatusOr<worker::TaskOutput> RunS3fRank(MethodTask& task);
+StatusOr<worker::TaskOutput> RunEvaluation(MethodTask& task);
+StatusOr<worker::TaskOutput> RunEvaluationSummary(MethodTask& task);
 
 // The input name of the first configured modality's image, e.g. "prep/image_flair": the 2D
 // stages work on it.

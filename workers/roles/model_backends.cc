@@ -22,6 +22,7 @@
 #include "workers/models/compute_device.h"
 #include "workers/models/sam/sam_model.h"
 #include "workers/models/sam/sam_segmenter.h"
+#include "workers/models/unet/torch_unet_engine.h"
 
 namespace clisc::roles {
 namespace {
@@ -106,7 +107,10 @@ std::optional<fs::path> SidecarConfig(const fs::path& checkpoint) {
 }
 
 StatusOr<models::ComputeDevice> ComputeFor(const Config& config, const std::string& device) {
-  const std::string where = device.empty() ? config.GetString("device") : device;
+  // A worker given several devices (`--device cuda:0,cuda:1`) spreads only U-Net training over
+  // them; the other networks run on the first.
+  std::string where = device.empty() ? config.GetString("device") : device;
+  where = where.substr(0, where.find(','));
   StatusOr<models::ComputeDevice> compute =
       models::ParseComputeDevice(where, config.GetString("precision"));
   if (!compute.ok()) return compute.status().WithContext("device " + where);
@@ -225,6 +229,33 @@ StatusOr<std::unique_ptr<ClassifierEngine>> MakeClassifier() {
   return std::unique_ptr<ClassifierEngine>(std::make_unique<SharedClassifierEngine>(*engine));
 }
 
+// One UNetEngine per process, shared like the classifier: its model cache serves every task.
+class SharedUNetEngine : public UNetEngine {
+ public:
+  explicit SharedUNetEngine(UNetEngine& engine) : engine_(engine) {}
+  std::string Describe() const override { return engine_.Describe(); }
+  StatusOr<UNetTrainingReport> Train(const std::vector<UNetCaseFiles>& train,
+                                     const UNetTrainingOptions& options,
+                                     const std::filesystem::path& model_out,
+                                     const TrainingProgress& progress) override {
+    return engine_.Train(train, options, model_out, progress);
+  }
+  StatusOr<LabelVolume> Predict(const std::filesystem::path& model,
+                                const std::vector<FloatVolume>& channels,
+                                const UNetInferenceOptions& options) override {
+    return engine_.Predict(model, channels, options);
+  }
+
+ private:
+  UNetEngine& engine_;
+};
+
+StatusOr<std::unique_ptr<UNetEngine>> MakeUNet() {
+  static UNetEngine* const engine = models::MakeTorchUNetEngine().release();
+  if (engine == nullptr) return InternalError("the LibTorch U-Net engine could not be made");
+  return std::unique_ptr<UNetEngine>(std::make_unique<SharedUNetEngine>(*engine));
+}
+
 }  // namespace
 
 MethodBackends ModelMethodBackends() {
@@ -232,6 +263,7 @@ MethodBackends ModelMethodBackends() {
   backends.clip_model = MakeClipScorer;
   backends.sam_model = MakeSamSegmenter;
   backends.classifier = MakeClassifier;
+  backends.unet = MakeUNet;
   return backends;
 }
 

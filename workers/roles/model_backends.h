@@ -1,6 +1,7 @@
 // The LibTorch models behind MethodBackends, linked only into clisc-torch (library
-// clisc_model_roles): CLIP for `clip.backend: model`, SAM for `sam.backend: model` and the slice
-// classifier of the cam role. The header is torch-free so the CLI hook can name it.
+// clisc_model_roles): CLIP for `clip.backend: model`, SAM for `sam.backend: model`, the slice
+// classifier of the cam role and the U-Net of the trainer role. The header is torch-free so the CLI
+// hook can name it.
 //
 // Loaded networks are cached for the life of the process, keyed by checkpoint file (path, size,
 // modification time), model type, device and precision, so a worker that runs 300 sam tasks
@@ -19,7 +20,8 @@
 
 namespace clisc::roles {
 
-// clip_model, sam_model and classifier (one ClassifierEngine per process, shared by every task).
+// clip_model, sam_model, classifier and unet (one ClassifierEngine and one UNetEngine per
+// process, shared by every task).
 // Missing checkpoints are NOT_FOUND naming the config key ("sam.checkpoint: ... not found").
 MethodBackends ModelMethodBackends();
 

@@ -4,6 +4,8 @@
 //  stage_quality            per-stage quality against GT (slice-label accuracy, CAM Dice raw and
 //                           enhanced, SAM pseudo-label Dice) gathered into the run's report data.
 //                           GT here only measures; it decides nothing.
+// and dispatches the reduce steps of stages 12-13: s3f_rank_r<r> (s3f_reduce.cc), evaluate_<v>
+// and evaluation_summary (evaluation_reduce.cc).
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -55,6 +57,9 @@ class ReduceRole : public worker::Role {
     ASSIGN_OR_RETURN(MethodTask task, MethodTask::Parse(context));
     if (context.stage().rfind("cam_threshold", 0) == 0) return Threshold(task);
     if (context.stage() == "stage_quality") return Quality(task);
+    if (context.stage().rfind("s3f_rank_", 0) == 0) return RunS3fRank(task);
+    if (context.stage().rfind("evaluate_", 0) == 0) return RunEvaluation(task);
+    if (context.stage() == "evaluation_summary") return RunEvaluationSummary(task);
     return InvalidArgumentError("the reduce role does not run stage '" + context.stage() + "'");
   }
 
