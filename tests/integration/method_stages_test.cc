@@ -47,11 +47,13 @@ sam:
   backend: heuristic
   checkpoint: null
 unet:
-  feature_channels: [4, 8, 16]
+  feature_channels: [8, 16, 32]
+  dropout: 0.0
 train:
+  loss: ce_dice
   patch_size: [32, 32, 32]
-  max_iterations: 12
-  checkpoint_every: 6
+  max_iterations: 250
+  checkpoint_every: 125
   loader_threads: 1
 inference:
   patch_size: [32, 32, 32]
@@ -216,15 +218,14 @@ TEST(MethodStagesTest, WholeMethodResumesTheClassifierAfterTheNetworkWorkerIsKil
   EXPECT_GT(summary["slice_label_accuracy"]["mean"].get<double>(), 0.8);
 
   // Stages 9-13: two rounds chained through S3F, both baselines, the evaluation of the test
-  // split side by side (the U-Net here is far too small and short-trained to be good: the
-  // figures are measured, and their relation is checked by the self-training test).
+  // split side by side.
   const nlohmann::json kept = ReadJsonFile(store / "s3f" / "r1" / "kept.json");
   ASSERT_TRUE(kept.is_object());
   EXPECT_EQ(kept["kept_count"].get<int64_t>(), 1);  // 3 train cases left, keep_ratio 0.5
   const nlohmann::json unet_log = ReadJsonFile(store / "unet" / "r2" / "train_log.json");
   ASSERT_TRUE(unet_log.is_object());
   EXPECT_EQ(unet_log["train_cases"], kept["kept"]);
-  EXPECT_EQ(unet_log["iterations"], 12);
+  EXPECT_EQ(unet_log["iterations"], 250);
   const nlohmann::json evaluation = ReadJsonFile(store / "report" / "data" / "evaluation.json");
   ASSERT_TRUE(evaluation.is_object());
   std::vector<std::string> variants;
@@ -235,8 +236,18 @@ TEST(MethodStagesTest, WholeMethodResumesTheClassifierAfterTheNetworkWorkerIsKil
                 row["dice"]["mean"].dump().c_str(), row["hd95_mm"]["mean"].dump().c_str());
     EXPECT_GE(row["cases"].get<int64_t>(), 1) << row.dump();
   }
-  EXPECT_EQ(variants, (std::vector<std::string>{"r1", "r2", "supervised", "sam_only"}));
+  ASSERT_EQ(variants, (std::vector<std::string>{"r1", "r2", "supervised", "sam_only"}));
   EXPECT_EQ(evaluation["final"], "r2");
+  // The self-training claims on the test split: the U-Net learns the GT, that upper bound is
+  // above both rounds, and the round after S3F is not worse than the first (within 0.05 Dice:
+  // one test case, a short CPU training on pseudo-labels from CAMs that barely localize here).
+  const double r1 = evaluation["rows"][0]["dice"]["mean"].get<double>();
+  const double r2 = evaluation["rows"][1]["dice"]["mean"].get<double>();
+  const double supervised = evaluation["rows"][2]["dice"]["mean"].get<double>();
+  EXPECT_GT(supervised, 0.4) << "the U-Net does not learn from GT";
+  EXPECT_GE(supervised, r1);
+  EXPECT_GE(supervised, r2);
+  EXPECT_GE(r2, r1 - 0.05);
 
   // A pseudo-label on the original grid, overlays of the prompted slices.
   bool found_overlay = false;

@@ -145,6 +145,32 @@ StateDict StateDictOf(const torch::nn::Module& module) {
   return out;
 }
 
+void WriteArchiveStateDict(torch::serialize::OutputArchive& archive, const std::string& key,
+                           const StateDict& dict) {
+  c10::List<std::string> names;
+  c10::List<torch::Tensor> tensors;
+  for (const auto& [name, tensor] : dict) {
+    names.push_back(name);
+    tensors.push_back(tensor.detach().to(torch::kCPU));
+  }
+  archive.write(key + "_names", c10::IValue(names));
+  archive.write(key + "_tensors", c10::IValue(tensors));
+}
+
+StateDict ReadArchiveStateDict(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue names, tensors;
+  archive.read(key + "_names", names);
+  archive.read(key + "_tensors", tensors);
+  const auto name_list = names.toListRef();
+  const c10::List<torch::Tensor> tensor_list = tensors.toTensorList();
+  TORCH_CHECK(name_list.size() == tensor_list.size(), "state dict '", key, "' is inconsistent");
+  StateDict dict;
+  for (size_t i = 0; i < name_list.size(); ++i) {
+    dict.emplace_back(name_list[i].toStringRef(), tensor_list.get(i).to(torch::kCPU));
+  }
+  return dict;
+}
+
 Status WriteCheckpoint(const std::filesystem::path& path, const StateDict& dict,
                        const CheckpointWriteOptions& options) {
   Pickler p;

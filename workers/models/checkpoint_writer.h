@@ -6,6 +6,8 @@
 // torch.jit._pickle.restore_type_tag, which torch.save never writes.
 #pragma once
 
+#include <torch/serialize/archive.h>
+
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -35,5 +37,13 @@ StateDict StateDictOf(const torch::nn::Module& module);
 // INVALID_ARGUMENT for another dtype; the write's error otherwise.
 Status WriteCheckpoint(const std::filesystem::path& path, const StateDict& dict,
                        const CheckpointWriteOptions& options = {});
+
+// A state dict as two entries of a training-state archive (torch::save's format), `<key>_names`
+// and `<key>_tensors`, saved from the CPU: the weights inside the resumable checkpoints of the
+// classifier and U-Net trainings. Reading throws c10::Error for missing or inconsistent entries
+// (the callers catch it where they read the archive).
+void WriteArchiveStateDict(torch::serialize::OutputArchive& archive, const std::string& key,
+                           const StateDict& dict);
+StateDict ReadArchiveStateDict(torch::serialize::InputArchive& archive, const std::string& key);
 
 }  // namespace clisc

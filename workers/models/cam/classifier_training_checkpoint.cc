@@ -34,32 +34,6 @@ void SetGeneratorState(at::Generator generator, const torch::Tensor& state) {
   generator.set_state(state.to(torch::kCPU));
 }
 
-void WriteStateDict(torch::serialize::OutputArchive& archive, const std::string& key,
-                    const StateDict& dict) {
-  c10::List<std::string> names;
-  c10::List<torch::Tensor> tensors;
-  for (const auto& [name, tensor] : dict) {
-    names.push_back(name);
-    tensors.push_back(tensor.detach().to(torch::kCPU));
-  }
-  archive.write(key + "_names", c10::IValue(names));
-  archive.write(key + "_tensors", c10::IValue(tensors));
-}
-
-StateDict ReadStateDict(torch::serialize::InputArchive& archive, const std::string& key) {
-  c10::IValue names, tensors;
-  archive.read(key + "_names", names);
-  archive.read(key + "_tensors", tensors);
-  const auto name_list = names.toListRef();
-  const c10::List<torch::Tensor> tensor_list = tensors.toTensorList();
-  TORCH_CHECK(name_list.size() == tensor_list.size(), "state dict '", key, "' is inconsistent");
-  StateDict dict;
-  for (size_t i = 0; i < name_list.size(); ++i) {
-    dict.emplace_back(name_list[i].toStringRef(), tensor_list.get(i));
-  }
-  return dict;
-}
-
 // Epoch reports as rows of (epoch, loss, train accuracy, valid accuracy or NaN, lr, seconds).
 torch::Tensor ReportsTensor(const std::vector<EpochReport>& reports) {
   torch::Tensor rows = torch::empty({static_cast<int64_t>(reports.size()), 6}, torch::kDouble);
@@ -108,7 +82,7 @@ Status SaveTrainingCheckpoint(const std::filesystem::path& path, SliceClassifier
   archive.write("checkpoint_format", c10::IValue(std::string(kCheckpointFormat)));
   archive.write("fingerprint", c10::IValue(fingerprint));
   archive.write("epoch", c10::IValue(static_cast<int64_t>(state.epoch)));
-  WriteStateDict(archive, "model", StateDictOf(model));
+  WriteArchiveStateDict(archive, "model", StateDictOf(model));
   torch::serialize::OutputArchive optimizer_archive;
   optimizer.save(optimizer_archive);
   archive.write("optimizer", optimizer_archive);
@@ -117,7 +91,7 @@ Status SaveTrainingCheckpoint(const std::filesystem::path& path, SliceClassifier
   archive.write("reports", ReportsTensor(state.reports));
   archive.write("best_epoch", c10::IValue(static_cast<int64_t>(state.best_epoch)));
   archive.write("best_accuracy", c10::IValue(state.best_accuracy));
-  WriteStateDict(archive, "best", state.best_weights);
+  WriteArchiveStateDict(archive, "best", state.best_weights);
   std::ostringstream bytes;
   archive.save_to(bytes);
   return WriteFileAtomically(path, bytes.str());
@@ -141,7 +115,7 @@ Status LoadTrainingCheckpoint(const std::filesystem::path& path, SliceClassifier
                                    saved_fingerprint.toStringRef() + "; now " + fingerprint +
                                    "): remove it to start over");
   }
-  RETURN_IF_ERROR(LoadStateDict(model, ReadStateDict(archive, "model")).WithContext(where));
+  RETURN_IF_ERROR(LoadStateDict(model, ReadArchiveStateDict(archive, "model")).WithContext(where));
   torch::serialize::InputArchive optimizer_archive;
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);
@@ -160,7 +134,7 @@ Status LoadTrainingCheckpoint(const std::filesystem::path& path, SliceClassifier
   state.reports = ReportsFromTensor(reports);
   state.best_epoch = static_cast<int>(best_epoch.toInt());
   state.best_accuracy = best_accuracy.toDouble();
-  state.best_weights = CpuCopy(ReadStateDict(archive, "best"));
+  state.best_weights = CpuCopy(ReadArchiveStateDict(archive, "best"));
   return OkStatus();
 }
 

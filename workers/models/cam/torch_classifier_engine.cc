@@ -22,6 +22,7 @@
 #include "workers/models/cam/slice_classifier.h"
 #include "workers/models/checkpoint_writer.h"
 #include "workers/models/compute_device.h"
+#include "workers/models/loaded_model_cache.h"
 
 namespace clisc::models {
 namespace {
@@ -145,12 +146,8 @@ class TorchClassifierEngine final : public roles::ClassifierEngine {
   }
 
  private:
-  // A loaded classifier; its mutex serializes the passes (LayerCam switches modes).
-  struct CachedClassifier {
-    std::mutex mutex;
-    SliceClassifier model{nullptr};
-    uint64_t last_use = 0;
-  };
+  // A loaded classifier's entry mutex serializes the passes (LayerCam switches modes).
+  using ClassifierCache = LoadedModelCache<SliceClassifier>;
 
   StatusOr<TrainingReport> TrainOrThrow(const std::vector<LabelledSlice>& train,
                                         const std::vector<LabelledSlice>& valid,
@@ -160,13 +157,11 @@ class TorchClassifierEngine final : public roles::ClassifierEngine {
   StatusOr<std::vector<roles::SliceCam>> ComputeCamsOrThrow(
       const std::filesystem::path& model, const std::vector<backends::FloatSlice>& slices,
       const roles::CamOptions& options);
-  StatusOr<std::shared_ptr<CachedClassifier>> Classifier(const std::filesystem::path& path,
-                                                         const roles::CamOptions& options,
-                                                         const torch::Device& device);
+  StatusOr<std::shared_ptr<ClassifierCache::Entry>> Classifier(const std::filesystem::path& path,
+                                                               const roles::CamOptions& options,
+                                                               const torch::Device& device);
 
-  std::mutex cache_mutex_;
-  std::map<std::string, std::shared_ptr<CachedClassifier>> cache_;
-  uint64_t uses_ = 0;
+  ClassifierCache cache_{kCachedModels};
 };
 
 StatusOr<TrainingReport> TorchClassifierEngine::TrainOrThrow(
@@ -305,50 +300,22 @@ StatusOr<TrainingReport> TorchClassifierEngine::TrainOrThrow(
   return report;
 }
 
-StatusOr<std::shared_ptr<TorchClassifierEngine::CachedClassifier>>
+StatusOr<std::shared_ptr<TorchClassifierEngine::ClassifierCache::Entry>>
 TorchClassifierEngine::Classifier(const std::filesystem::path& path,
                                   const roles::CamOptions& options, const torch::Device& device) {
-  std::error_code error;
-  const auto size = std::filesystem::file_size(path, error);
-  if (error) return NotFoundError("classifier weights " + path.string() + ": " + error.message());
-  const auto mtime = std::filesystem::last_write_time(path, error).time_since_epoch().count();
+  ASSIGN_OR_RETURN(std::string file_key, ClassifierCache::FileKey(path, "classifier weights"));
   std::ostringstream key;
-  key << std::filesystem::absolute(path).string() << '|' << size << '|' << mtime << '|'
-      << options.arch << '|' << options.head_units << '|' << device.str();
-
-  std::shared_ptr<CachedClassifier> entry;
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    std::shared_ptr<CachedClassifier>& slot = cache_[key.str()];
-    if (!slot) slot = std::make_shared<CachedClassifier>();
-    slot->last_use = ++uses_;
-    entry = slot;
-    while (cache_.size() > kCachedModels) {  // drop the least recently used model
-      auto oldest = cache_.begin();
-      for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-        if (it->second->last_use < oldest->second->last_use) oldest = it;
-      }
-      cache_.erase(oldest);
-    }
-  }
-  // Loaded under the entry's own lock, so other models stay usable meanwhile.
-  std::lock_guard<std::mutex> lock(entry->mutex);
-  if (entry->model) return entry;
-  ASSIGN_OR_RETURN(SliceClassifierOptions architecture, SliceClassifierOptionsFor(options.arch));
-  architecture.head_units = options.head_units;
-  architecture.head_dropout = options.head_dropout;
-  ASSIGN_OR_RETURN(SliceClassifier model, MakeSliceClassifier(architecture));
-  const Status loaded = LoadClassifierWeights(*model, path);
-  if (!loaded.ok()) {
-    std::lock_guard<std::mutex> cache_lock(cache_mutex_);
-    auto it = cache_.find(key.str());
-    if (it != cache_.end() && it->second == entry) cache_.erase(it);
-    return loaded;
-  }
-  model->to(device);
-  model->eval();
-  entry->model = model;
-  return entry;
+  key << file_key << options.arch << '|' << options.head_units << '|' << device.str();
+  return cache_.Get(key.str(), [&]() -> StatusOr<SliceClassifier> {
+    ASSIGN_OR_RETURN(SliceClassifierOptions architecture, SliceClassifierOptionsFor(options.arch));
+    architecture.head_units = options.head_units;
+    architecture.head_dropout = options.head_dropout;
+    ASSIGN_OR_RETURN(SliceClassifier model, MakeSliceClassifier(architecture));
+    RETURN_IF_ERROR(LoadClassifierWeights(*model, path));
+    model->to(device);
+    model->eval();
+    return model;
+  });
 }
 
 StatusOr<std::vector<roles::SliceCam>> TorchClassifierEngine::ComputeCamsOrThrow(
@@ -361,7 +328,7 @@ StatusOr<std::vector<roles::SliceCam>> TorchClassifierEngine::ComputeCamsOrThrow
                    ParseComputeDevice(options.device, options.precision));
   std::vector<roles::SliceCam> result;
   if (slices.empty()) return result;
-  ASSIGN_OR_RETURN(std::shared_ptr<CachedClassifier> entry,
+  ASSIGN_OR_RETURN(std::shared_ptr<ClassifierCache::Entry> entry,
                    Classifier(model_path, options, compute.device));
   LayerCamOptions cam_options;
   cam_options.layer = options.layer;

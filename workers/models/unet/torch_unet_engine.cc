@@ -8,6 +8,7 @@
 #include <string>
 
 #include "workers/models/compute_device.h"
+#include "workers/models/loaded_model_cache.h"
 #include "workers/models/unet/unet3d.h"
 #include "workers/models/unet/unet_inference.h"
 #include "workers/models/unet/unet_trainer.h"
@@ -35,7 +36,7 @@ class TorchUNetEngine final : public roles::UNetEngine {
                                 const roles::UNetInferenceOptions& options) override {
     try {
       ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(options.device));
-      ASSIGN_OR_RETURN(std::shared_ptr<CachedModel> entry, Model(model, options, device));
+      ASSIGN_OR_RETURN(std::shared_ptr<ModelCache::Entry> entry, Model(model, options, device));
       // One pass at a time per model: PredictUNetLabels switches the module's mode.
       std::lock_guard<std::mutex> lock(entry->mutex);
       return PredictUNetLabels(entry->model, channels, options);
@@ -47,64 +48,31 @@ class TorchUNetEngine final : public roles::UNetEngine {
   }
 
  private:
-  struct CachedModel {
-    std::mutex mutex;
-    UNet3d model{nullptr};
-    uint64_t last_use = 0;
-  };
+  using ModelCache = LoadedModelCache<UNet3d>;
 
-  StatusOr<std::shared_ptr<CachedModel>> Model(const std::filesystem::path& path,
-                                               const roles::UNetInferenceOptions& options,
-                                               const torch::Device& device);
+  StatusOr<std::shared_ptr<ModelCache::Entry>> Model(const std::filesystem::path& path,
+                                                     const roles::UNetInferenceOptions& options,
+                                                     const torch::Device& device);
 
-  std::mutex cache_mutex_;
-  std::map<std::string, std::shared_ptr<CachedModel>> cache_;
-  uint64_t uses_ = 0;
+  ModelCache cache_{kCachedModels};
 };
 
-StatusOr<std::shared_ptr<TorchUNetEngine::CachedModel>> TorchUNetEngine::Model(
+StatusOr<std::shared_ptr<TorchUNetEngine::ModelCache::Entry>> TorchUNetEngine::Model(
     const std::filesystem::path& path, const roles::UNetInferenceOptions& options,
     const torch::Device& device) {
-  std::error_code error;
-  const auto size = std::filesystem::file_size(path, error);
-  if (error) return NotFoundError("unet weights " + path.string() + ": " + error.message());
-  const auto mtime = std::filesystem::last_write_time(path, error).time_since_epoch().count();
+  ASSIGN_OR_RETURN(std::string file_key, ModelCache::FileKey(path, "unet weights"));
   const roles::UNetArchitecture& a = options.architecture;
   std::ostringstream key;
-  key << std::filesystem::absolute(path).string() << '|' << size << '|' << mtime << '|'
-      << a.in_channels << '|' << a.num_classes << '|' << a.dropout << '|' << device.str();
+  key << file_key << a.in_channels << '|' << a.num_classes << '|' << a.dropout << '|'
+      << device.str();
   for (int64_t c : a.feature_channels) key << ',' << c;
-
-  std::shared_ptr<CachedModel> entry;
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    std::shared_ptr<CachedModel>& slot = cache_[key.str()];
-    if (!slot) slot = std::make_shared<CachedModel>();
-    slot->last_use = ++uses_;
-    entry = slot;
-    while (cache_.size() > kCachedModels) {  // drop the least recently used model
-      auto oldest = cache_.begin();
-      for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-        if (it->second->last_use < oldest->second->last_use) oldest = it;
-      }
-      cache_.erase(oldest);
-    }
-  }
-  // Loaded under the entry's own lock, so other models stay usable meanwhile.
-  std::lock_guard<std::mutex> lock(entry->mutex);
-  if (entry->model) return entry;
-  StatusOr<UNet3d> loaded =
-      LoadUNet3d(path, UNet3dOptions{a.in_channels, a.num_classes, a.feature_channels, a.dropout});
-  if (!loaded.ok()) {
-    std::lock_guard<std::mutex> cache_lock(cache_mutex_);
-    auto it = cache_.find(key.str());
-    if (it != cache_.end() && it->second == entry) cache_.erase(it);
-    return loaded.status();
-  }
-  (*loaded)->to(device);
-  (*loaded)->eval();
-  entry->model = *loaded;
-  return entry;
+  return cache_.Get(key.str(), [&]() -> StatusOr<UNet3d> {
+    ASSIGN_OR_RETURN(UNet3d loaded, LoadUNet3d(path, UNet3dOptions{a.in_channels, a.num_classes,
+                                                                   a.feature_channels, a.dropout}));
+    loaded->to(device);
+    loaded->eval();
+    return loaded;
+  });
 }
 
 }  // namespace

@@ -150,32 +150,6 @@ std::vector<std::pair<std::string, at::Generator>> Generators(
   return out;
 }
 
-void WriteDict(torch::serialize::OutputArchive& archive, const std::string& key,
-               const StateDict& dict) {
-  c10::List<std::string> names;
-  c10::List<torch::Tensor> tensors;
-  for (const auto& [name, tensor] : dict) {
-    names.push_back(name);
-    tensors.push_back(tensor.detach().to(torch::kCPU));
-  }
-  archive.write(key + "_names", c10::IValue(names));
-  archive.write(key + "_tensors", c10::IValue(tensors));
-}
-
-StateDict ReadDict(torch::serialize::InputArchive& archive, const std::string& key) {
-  c10::IValue names, tensors;
-  archive.read(key + "_names", names);
-  archive.read(key + "_tensors", tensors);
-  const auto name_list = names.toListRef();
-  const c10::List<torch::Tensor> tensor_list = tensors.toTensorList();
-  TORCH_CHECK(name_list.size() == tensor_list.size(), "state dict '", key, "' is inconsistent");
-  StateDict dict;
-  for (size_t i = 0; i < name_list.size(); ++i) {
-    dict.emplace_back(name_list[i].toStringRef(), tensor_list.get(i).to(torch::kCPU));
-  }
-  return dict;
-}
-
 Status SaveCheckpoint(const std::filesystem::path& path, UNet3dImpl& model,
                       torch::optim::SGD& optimizer, const TrainingState& state,
                       const std::string& fingerprint, const std::vector<torch::Device>& devices) {
@@ -183,7 +157,7 @@ Status SaveCheckpoint(const std::filesystem::path& path, UNet3dImpl& model,
   archive.write("checkpoint_format", c10::IValue(std::string(kCheckpointFormat)));
   archive.write("fingerprint", c10::IValue(fingerprint));
   archive.write("iteration", c10::IValue(state.iteration));
-  WriteDict(archive, "model", StateDictOf(model));
+  WriteArchiveStateDict(archive, "model", StateDictOf(model));
   torch::serialize::OutputArchive optimizer_archive;
   optimizer.save(optimizer_archive);
   archive.write("optimizer", optimizer_archive);
@@ -212,7 +186,7 @@ Status SaveCheckpoint(const std::filesystem::path& path, UNet3dImpl& model,
   archive.write("validations", validations);
   archive.write("best_iteration", c10::IValue(state.best_iteration));
   archive.write("best_dice", c10::IValue(state.best_dice));
-  WriteDict(archive, "best", state.best_weights);
+  WriteArchiveStateDict(archive, "best", state.best_weights);
   std::ostringstream bytes;
   archive.save_to(bytes);
   return WriteFileAtomically(path, bytes.str());
@@ -255,13 +229,13 @@ Status LoadCheckpoint(const std::filesystem::path& path, UNet3dImpl& model,
   loaded.best_iteration = value.toInt();
   archive.read("best_dice", value);
   loaded.best_dice = value.toDouble();
-  loaded.best_weights = ReadDict(archive, "best");
+  loaded.best_weights = ReadArchiveStateDict(archive, "best");
   std::vector<std::pair<at::Generator, torch::Tensor>> generator_states;
   for (auto& [key, generator] : Generators(devices)) {
     torch::Tensor rng;
     if (archive.try_read(key, rng)) generator_states.emplace_back(generator, rng.to(torch::kCPU));
   }
-  RETURN_IF_ERROR(LoadStateDict(model, ReadDict(archive, "model")));
+  RETURN_IF_ERROR(LoadStateDict(model, ReadArchiveStateDict(archive, "model")));
   torch::serialize::InputArchive optimizer_archive;
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);
