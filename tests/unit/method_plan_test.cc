@@ -16,79 +16,14 @@
 
 #include "common/config.h"
 #include "coordinator/task_plan_file.h"
+#include "tests/unit/method_plan_fixture.h"
 
 namespace clisc {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-Config MakeConfig(const std::string& mode, std::vector<std::string> overrides = {}) {
-  overrides.push_back("mode=" + mode);
-  StatusOr<Config> config = LoadConfigString("", "test", overrides);
-  EXPECT_TRUE(config.ok()) << config.status().ToString();
-  return *config;
-}
-
-// c00..c05 train, c06..c07 valid, c08..c09 test (c09 without seg), c10 in no split.
-MethodPlanInputs MakeInputs() {
-  MethodPlanInputs inputs;
-  for (int i = 0; i <= 10; ++i) {
-    const std::string id = (i < 10 ? "c0" : "c") + std::to_string(i);
-    inputs.cases.push_back({id, "/data/brats/" + id, i != 9});
-  }
-  inputs.splits.train = {"c03", "c00", "c05", "c01", "c04", "c02"};
-  inputs.splits.valid = {"c07", "c06"};
-  inputs.splits.test = {"c09", "c08"};
-  return inputs;
-}
-
-std::vector<TaskSpec> Plan(const Config& config, const MethodPlanInputs& inputs) {
-  StatusOr<std::vector<TaskSpec>> tasks = PlanMethodStages(config, inputs);
-  EXPECT_TRUE(tasks.ok()) << tasks.status().ToString();
-  return tasks.ok() ? *tasks : std::vector<TaskSpec>{};
-}
-
-const TaskSpec& Find(const std::vector<TaskSpec>& tasks, const std::string& key) {
-  auto it = std::find_if(tasks.begin(), tasks.end(),
-                         [&](const TaskSpec& t) { return t.task_key == key; });
-  if (it == tasks.end()) {
-    ADD_FAILURE() << "no task " << key;
-    static const TaskSpec kNone;
-    return kNone;
-  }
-  return *it;
-}
-
-bool Has(const std::vector<TaskSpec>& tasks, const std::string& key) {
-  return std::any_of(tasks.begin(), tasks.end(),
-                     [&](const TaskSpec& t) { return t.task_key == key; });
-}
-
-json ParamsOf(const std::vector<TaskSpec>& tasks, const std::string& key) {
-  return json::parse(Find(tasks, key).params_json);
-}
-
-// name -> path of the params' outputs, failing on repeats.
-std::map<std::string, std::string> Outputs(const json& params) {
-  std::map<std::string, std::string> out;
-  for (const json& o : params.at("outputs")) {
-    EXPECT_TRUE(out.emplace(o.at("name"), o.at("path")).second) << o.dump();
-  }
-  return out;
-}
-
-std::set<std::string> Keys(const json& object) {
-  std::set<std::string> keys;
-  for (const auto& item : object.items()) keys.insert(item.key());
-  return keys;
-}
-
-std::map<std::string, int> CountByStage(const std::vector<TaskSpec>& tasks) {
-  std::map<std::string, int> counts;
-  for (const auto& [stage, n] : TaskCountsByStage(tasks)) counts[stage] = n;
-  return counts;
-}
+using namespace plan_fixture;
 
 TEST(MethodPlanTest, StageTableInPlanOrder) {
   std::vector<std::string> names;
@@ -348,112 +283,6 @@ TEST(MethodPlanTest, SamAndQualityParams) {
   EXPECT_EQ(quality.at("config"), (json{{"mode", "unsupervised"},
                                         {"clip", {{"backend", "model"}}},
                                         {"sam", {{"backend", "model"}}}}));
-}
-
-std::set<std::string> DepsOf(const std::vector<TaskSpec>& tasks, const std::string& key) {
-  const auto& d = Find(tasks, key).depends_on;
-  return {d.begin(), d.end()};
-}
-
-TEST(MethodPlanTest, SelfTrainingRoundsChainThroughS3f) {
-  const std::vector<TaskSpec> tasks = Plan(MakeConfig("unsupervised"), MakeInputs());
-  const std::vector<std::string> train = {"c00", "c01", "c02", "c03", "c04", "c05"};
-
-  // Round 1 learns the SAM pseudo-labels of the train split.
-  const json r1 = ParamsOf(tasks, "train_unet_r1");
-  EXPECT_EQ(Find(tasks, "train_unet_r1").role, "trainer");
-  EXPECT_EQ(r1.at("labels_stage"), "sam_label");
-  EXPECT_EQ(r1.at("labels_artifact"), "pseudo_label_cropped");
-  EXPECT_EQ(r1.at("kept_from"), "");
-  EXPECT_EQ(Outputs(r1), (std::map<std::string, std::string>{{"model", "unet/r1/model.pth"},
-                                                             {"log", "unet/r1/train_log.json"}}));
-  EXPECT_EQ(Keys(r1.at("config")), (std::set<std::string>{"mode", "device", "precision", "data",
-                                                          "unet", "train", "inference"}));
-  std::set<std::string> expected;
-  for (const std::string& id : train) expected.insert({"sam_label/" + id, "prep/" + id});
-  EXPECT_EQ(DepsOf(tasks, "train_unet_r1"), expected);
-
-  // Round 1 predicts the train split for S3F (largest component) and the test split.
-  EXPECT_EQ(ParamsOf(tasks, "predict_r1/c00").at("purpose"), "pseudo_label");
-  EXPECT_EQ(ParamsOf(tasks, "predict_r1/c08").at("purpose"), "test");
-  EXPECT_EQ(DepsOf(tasks, "predict_r1/c00"), (std::set<std::string>{"train_unet_r1", "prep/c00"}));
-  EXPECT_EQ(Outputs(ParamsOf(tasks, "predict_r1/c00")).at("prediction_cropped"),
-            "cases/c00/unet_r1/prediction_cropped.nii.gz");
-  EXPECT_EQ(Find(tasks, "s3f_score_r1/c00").role, "sam");
-  EXPECT_EQ(DepsOf(tasks, "s3f_score_r1/c00"),
-            (std::set<std::string>{"predict_r1/c00", "prep/c00"}));
-  expected.clear();
-  for (const std::string& id : train) expected.insert("s3f_score_r1/" + id);
-  EXPECT_EQ(DepsOf(tasks, "s3f_rank_r1"), expected);
-  EXPECT_EQ(Outputs(ParamsOf(tasks, "s3f_rank_r1")).at("kept"), "s3f/r1/kept.json");
-
-  // Round 2 learns the round-1 predictions of the cases S3F kept; being the last, it predicts
-  // the test split only.
-  const json r2 = ParamsOf(tasks, "train_unet_r2");
-  EXPECT_EQ(r2.at("labels_stage"), "predict_r1");
-  EXPECT_EQ(r2.at("labels_artifact"), "prediction_cropped");
-  EXPECT_EQ(r2.at("kept_from"), "s3f_rank_r1");
-  expected = {"s3f_rank_r1"};
-  for (const std::string& id : train) expected.insert({"predict_r1/" + id, "prep/" + id});
-  EXPECT_EQ(DepsOf(tasks, "train_unet_r2"), expected);
-  EXPECT_EQ(Find(tasks, "train_unet_r2").round, 2);
-  EXPECT_FALSE(Has(tasks, "predict_r2/c00"));
-  EXPECT_FALSE(Has(tasks, "s3f_score_r2/c00"));
-  EXPECT_EQ(DepsOf(tasks, "evaluate_r2"),
-            (std::set<std::string>{"predict_r2/c08", "predict_r2/c09", "prep/c08", "prep/c09"}));
-  EXPECT_EQ(ParamsOf(tasks, "evaluate_sam_only").at("mask_artifact"), "pseudo_label_cropped");
-  EXPECT_EQ(DepsOf(tasks, "evaluation_summary"),
-            (std::set<std::string>{"evaluate_r1", "evaluate_r2", "evaluate_sam_only"}));
-
-  // The SAM-only baseline's test cases feed no training.
-  for (const char* key :
-       {"train_classifier_raw", "train_classifier_aug", "train_unet_r1", "stage_quality"}) {
-    for (const std::string& dep : DepsOf(tasks, key)) {
-      EXPECT_EQ(dep.find("c08"), std::string::npos) << key << " depends on " << dep;
-    }
-  }
-  EXPECT_EQ(ParamsOf(tasks, "clip_label/c08").at("source"), "clip");
-}
-
-TEST(MethodPlanTest, RoundsAndBaselinesFollowTheConfig) {
-  const std::vector<TaskSpec> one =
-      Plan(MakeConfig("unsupervised", {"s3f.rounds=1"}), MakeInputs());
-  EXPECT_FALSE(Has(one, "s3f_rank_r1"));
-  EXPECT_FALSE(Has(one, "predict_r1/c00"));
-  EXPECT_TRUE(Has(one, "predict_r1/c08"));
-  const std::vector<TaskSpec> three =
-      Plan(MakeConfig("unsupervised", {"s3f.rounds=3"}), MakeInputs());
-  EXPECT_EQ(ParamsOf(three, "train_unet_r3").at("kept_from"), "s3f_rank_r2");
-  EXPECT_TRUE(Has(three, "s3f_score_r2/c05"));
-
-  // The supervised baseline trains on GT (no pseudo-label dependency) and is evaluated apart.
-  const std::vector<TaskSpec> supervised =
-      Plan(MakeConfig("unsupervised", {"baselines.supervised=true"}), MakeInputs());
-  const json params = ParamsOf(supervised, "train_unet_supervised");
-  EXPECT_EQ(params.at("labels_stage"), "prep");
-  EXPECT_EQ(params.at("labels_artifact"), "gt");
-  EXPECT_EQ(Find(supervised, "train_unet_supervised").round, 0);
-  for (const std::string& dep : DepsOf(supervised, "train_unet_supervised")) {
-    EXPECT_EQ(dep.rfind("prep/", 0), 0u) << dep;
-  }
-  EXPECT_TRUE(Has(supervised, "predict_supervised/c08"));
-  EXPECT_TRUE(DepsOf(supervised, "evaluation_summary").contains("evaluate_supervised"));
-
-  // Reference mode validates every round on the valid split's GT.
-  const std::vector<TaskSpec> reference = Plan(MakeConfig("reference"), MakeInputs());
-  EXPECT_EQ(ParamsOf(reference, "train_unet_r1").at("valid_cases"), json::array({"c06", "c07"}));
-  EXPECT_TRUE(DepsOf(reference, "train_unet_r2").contains("prep/c07"));
-  EXPECT_FALSE(Has(reference, "evaluate_sam_only"));  // its CAM would read the test GT
-
-  // The GT baseline needs the GT of every train case.
-  MethodPlanInputs no_seg = MakeInputs();
-  no_seg.cases[2].has_seg = false;  // c02, a train case
-  StatusOr<std::vector<TaskSpec>> refused =
-      PlanMethodStages(MakeConfig("unsupervised", {"baselines.supervised=true"}), no_seg);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(refused.status().message().find("c02"), std::string::npos);
-  EXPECT_TRUE(PlanMethodStages(MakeConfig("unsupervised"), no_seg).ok());
 }
 
 TEST(MethodPlanTest, EveryTaskConfigRebuildsATypedConfig) {
