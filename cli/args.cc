@@ -120,7 +120,8 @@ std::string ArgParser::Help() const {
   for (const auto& s : specs_) {
     std::string left = "--" + s.name + (s.is_flag ? "" : " " + s.metavar);
     std::string help = s.help;
-    if (s.default_value && !s.default_value->empty()) help += " [default: " + *s.default_value + "]";
+    if (s.default_value && !s.default_value->empty())
+      help += " [default: " + *s.default_value + "]";
     if (s.required) help += " (required)";
     line(left, help);
   }
@@ -167,6 +168,29 @@ StatusOr<double> ArgParser::GetDouble(const std::string& name) const {
 std::string ArgParser::GetPositional(const std::string& name) const {
   auto it = positionals_.find(name);
   return it == positionals_.end() ? std::string() : it->second;
+}
+
+Status TakeRepeatedOption(std::vector<std::string>& args, const std::string& name,
+                          std::vector<std::string>& values) {
+  const std::string flag = "--" + name;
+  const std::string joined = flag + "=";
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--") {  // everything after -- is positional
+      rest.insert(rest.end(), args.begin() + static_cast<long>(i), args.end());
+      break;
+    }
+    if (args[i].rfind(joined, 0) == 0) {
+      values.push_back(args[i].substr(joined.size()));
+    } else if (args[i] == flag) {
+      if (i + 1 >= args.size()) return InvalidArgumentError(flag + " needs a value");
+      values.push_back(args[++i]);
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  args = std::move(rest);
+  return OkStatus();
 }
 
 }  // namespace clisc::cli

@@ -61,4 +61,10 @@ class ArgParser {
   bool help_requested_ = false;
 };
 
+// ArgParser keeps one value per option, so a repeatable option (--set KEY=VALUE) is taken out of
+// `args` first: every `--NAME VALUE` and `--NAME=VALUE` is appended to `values`, in order.
+// INVALID_ARGUMENT when the last argument is `--NAME` with no value.
+Status TakeRepeatedOption(std::vector<std::string>& args, const std::string& name,
+                          std::vector<std::string>& values);
+
 }  // namespace clisc::cli

@@ -27,30 +27,6 @@ constexpr char kSetHelp[] =
     "--set KEY=VALUE overrides one key after the file (repeatable, applied in order); VALUE is\n"
     "YAML: --set train.epochs=5 --set train.patch_size=[64,64,64] --set sam.checkpoint=null";
 
-// ArgParser keeps one value per option, so the repeatable --set is taken out first.
-std::vector<std::string> TakeOverrides(std::vector<std::string>& args, Status& status) {
-  std::vector<std::string> overrides, rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--") {
-      rest.insert(rest.end(), args.begin() + static_cast<long>(i), args.end());
-      break;
-    }
-    if (args[i].rfind("--set=", 0) == 0) {
-      overrides.push_back(args[i].substr(6));
-    } else if (args[i] == "--set") {
-      if (i + 1 >= args.size()) {
-        status = InvalidArgumentError("--set needs a value (KEY=VALUE)");
-        break;
-      }
-      overrides.push_back(args[++i]);
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
-  args = std::move(rest);
-  return overrides;
-}
-
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
@@ -61,8 +37,7 @@ std::vector<std::string> SplitLines(const std::string& text) {
 // Parses FILE, --set and --json for validate and show; returns -1 to go on, else an exit code.
 int ParseFileCommand(const std::string& name, std::vector<std::string> args, ArgParser& parser,
                      std::vector<std::string>& overrides) {
-  Status status;
-  overrides = TakeOverrides(args, status);
+  Status status = TakeRepeatedOption(args, "set", overrides);
   if (!status.ok()) {
     std::cerr << "error: clisc config " << name << ": " << status.message() << "\n";
     return kExitUsage;

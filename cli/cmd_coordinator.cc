@@ -126,6 +126,10 @@ int RunCoordinator(const std::vector<std::string>& argv) {
       .Option("curve-key", "FILE", "the coordinator's CurveZMQ key file (clisc keygen)")
       .Option("curve-allow", "PATH", "allow-list of worker public keys: a file or a dir of .pub")
       .Option("summary", "FILE", "write a JSON summary (counts, throughput, latency) at exit")
+      .Flag("replace-plan",
+            "open tasks the --plan no longer names are superseded (cancelled): a changed config "
+            "gave them new keys")
+      .Flag("retry-failed", "failed and blocked tasks of the --plan get a fresh retry budget")
       .Flag("exit-when-done", "stop when the run has ended and tell the workers to leave")
       .Flag("sync-full", "fsync the ledger on every commit (survives power loss; slower)")
       .Epilog(
@@ -145,6 +149,8 @@ int RunCoordinator(const std::vector<std::string>& argv) {
   if (args.Has("curve-key")) options.curve_key = args.Get("curve-key");
   if (args.Has("curve-allow")) options.curve_allow = args.Get("curve-allow");
   options.exit_when_done = args.GetFlag("exit-when-done");
+  options.replace_plan = args.GetFlag("replace-plan");
+  options.retry_failed = args.GetFlag("retry-failed");
   options.ledger.sync_full = args.GetFlag("sync-full");
   services.http_bind = "127.0.0.1:8470";
   StatusOr<ResumeArtifactCheck> check = ParseResumeCheck(args.Get("resume-check"));

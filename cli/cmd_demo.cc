@@ -1,107 +1,112 @@
-// `clisc demo`: the README's first command. Generates the synthetic dataset, checks it the way a
-// real dataset is checked (inspect), prepares every case (preprocessing with its crop record),
-// and then runs the method on it. Stages not built into this version are named, never faked.
-#include <chrono>
-#include <cstdio>
-#include <filesystem>
+// `clisc demo`: the README's first command. Generates a synthetic BraTS dataset (clisc synth) in
+// the workdir, unless it is there already, and runs the whole method on it with the demo config
+// (configs/demo.yaml, compiled in) and local workers, exactly as `clisc run` does: progress lines,
+// a results table and the report at the end. Running it again resumes.
+#include <atomic>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/command.h"
-#include "common/case_validation.h"
-#include "common/logging.h"
-#include "common/preprocess.h"
+#include "cli/run_command.h"
+#include "common/atomic_file.h"
 #include "common/synth_dataset.h"
+
+namespace clisc {
+extern const char kDemoConfigText[];
+}
 
 namespace clisc::cli {
 namespace {
 
-constexpr const char* kMissingStages[] = {
-    "clisc run / demo driving the whole graph with local workers",
-    "the HTML run report",
-};
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+// The dataset of an earlier demo in the same folder, if it was made with the same settings:
+// generating it again would give the files new times and so make every task new.
+bool SynthDatasetPresent(const std::filesystem::path& dir, int cases, uint64_t seed) {
+  std::ifstream in(dir / "synth_manifest.json");
+  if (!in) return false;
+  nlohmann::json manifest = nlohmann::json::parse(in, nullptr, false);
+  return !manifest.is_discarded() && manifest.value("cases", -1) == cases &&
+         manifest.value("seed", uint64_t{0}) == seed && manifest.value("size", "") == "half";
 }
 
-int RunDemo(const std::vector<std::string>& args) {
-  ArgParser parser("demo", "demo [--workdir DIR] [--cases N] [--seed S] [--threads N]",
-                   "Run the whole method on a synthetic BraTS dataset on this machine.");
-  parser.Option("workdir", "DIR", "where the data, artifacts and report go", "demo-run")
+int RunDemo(const std::vector<std::string>& raw_args) {
+  ArgParser parser("demo", "demo [--workdir DIR] [--cases N] [--seed S] [--workers N]",
+                   "Run the whole method on a synthetic BraTS dataset on this machine: "
+                   "synthetic data, local workers, progress, results table and report.");
+  parser.Option("workdir", "DIR", "where the data, the run and the report go", "demo-run")
       .Option("cases", "N", "number of synthetic cases (half size)", "24")
       .Option("seed", "S", "dataset seed", "2025")
-      .Option("threads", "N", "threads for data generation and preparation", "2");
+      .Option("workers", "N", "local worker processes", "2")
+      .Option("config", "FILE", "run config (default: the built-in configs/demo.yaml)")
+      .Option("set", "KEY=VALUE", "override a config key (repeatable)")
+      .Option("threads", "N", "threads for generating the data", "2")
+      .Epilog(
+          "The demo uses the heuristic CLIP and SAM backends (no model weights), a small "
+          "classifier and\na small U-Net, sized for a 2-core CPU. Its figures show the pipeline "
+          "working; they say\nnothing about CLISC's accuracy with the real models.\n"
+          "Running the command again on the same workdir resumes the run.");
+  std::vector<std::string> args = raw_args;
+  RunRequest request;
+  if (Status s = TakeRepeatedOption(args, "set", request.overrides); !s.ok()) {
+    std::cerr << "error: clisc demo: " << s.message() << "\n";
+    return kExitUsage;
+  }
   if (int rc = ParseCommandLine(parser, args); rc >= 0) return rc;
   auto cases = parser.GetInt("cases");
   auto seed = parser.GetInt("seed");
+  auto workers = parser.GetInt("workers");
   auto threads = parser.GetInt("threads");
-  for (const Status& s : {cases.status(), seed.status(), threads.status()}) {
+  for (const Status& s : {cases.status(), seed.status(), workers.status(), threads.status()}) {
     if (!s.ok()) {
       std::cerr << "error: " << s.message() << "\n";
       return kExitUsage;
     }
   }
-  if (*cases < 3 || *threads < 1) {
-    std::cerr << "error: clisc demo: --cases must be at least 3 and --threads at least 1\n";
+  if (*cases < 6 || *workers < 1 || *threads < 1) {
+    std::cerr << "error: clisc demo: --cases must be at least 6, --workers and --threads at "
+                 "least 1\n";
     return kExitUsage;
   }
   const std::filesystem::path workdir = parser.Get("workdir");
-  const auto start = std::chrono::steady_clock::now();
+  const std::filesystem::path data = workdir / "data";
+  std::error_code ec;
+  std::filesystem::create_directories(workdir, ec);
 
-  std::cout << "[1/3] synthesizing " << *cases << " half-size cases into " << (workdir / "data")
-            << "\n"
-            << std::flush;
-  SynthOptions synth;
-  synth.out_dir = workdir / "data";
-  synth.cases = static_cast<int>(*cases);
-  synth.seed = static_cast<uint64_t>(*seed);
-  synth.threads = static_cast<int>(*threads);
-  auto summary = WriteSynthDataset(synth);
-  if (!summary.ok()) {
-    std::cerr << "error: " << summary.status().ToString() << "\n";
-    return kExitFailure;
-  }
-
-  std::cout << "[2/3] inspecting the dataset\n" << std::flush;
-  ValidationOptions validation;
-  validation.threads = static_cast<int>(*threads);
-  auto report = InspectDataset(synth.out_dir, validation);
-  if (!report.ok()) {
-    std::cerr << "error: " << report.status().ToString() << "\n";
-    return kExitFailure;
-  }
-  std::cout << "      " << report->cases.size() << " cases: " << report->accepted_count()
-            << " accepted, " << report->rejected_count() << " rejected\n";
-  for (const auto& c : report->cases) {
-    if (!c.accepted && !c.reasons.empty()) {
-      std::cout << "      rejected " << c.id << ": " << c.reasons.front() << "\n";
+  if (SynthDatasetPresent(data, static_cast<int>(*cases), static_cast<uint64_t>(*seed))) {
+    std::cout << "clisc demo: reusing the synthetic dataset in " << data.string() << "\n";
+  } else {
+    std::cout << "clisc demo: synthesizing " << *cases << " half-size cases into " << data.string()
+              << "\n"
+              << std::flush;
+    SynthOptions synth;
+    synth.out_dir = data;
+    synth.cases = static_cast<int>(*cases);
+    synth.seed = static_cast<uint64_t>(*seed);
+    synth.threads = static_cast<int>(*threads);
+    auto summary = WriteSynthDataset(synth);
+    if (!summary.ok()) {
+      std::cerr << "error: " << summary.status().ToString() << "\n";
+      return kExitFailure;
     }
+    std::printf("clisc demo: %zu cases written in %.1f s\n", summary->cases.size(),
+                summary->seconds);
   }
 
-  std::cout << "[3/3] preprocessing (brain box, 99.9th percentile clip, z-score)\n" << std::flush;
-  int prepared = 0;
-  for (const auto& c : report->cases) {
-    if (!c.accepted) continue;
-    auto pre = PreprocessCase(c.files, PreprocessOptions{});
-    Status written = pre.ok() ? WritePreprocessed(*pre, workdir / "preprocessed") : pre.status();
-    if (!written.ok()) {
-      LogWarn("preprocess_failed", {{"case", c.id}, {"reason", written.ToString()}});
-      continue;
+  request.config_path = parser.Get("config");
+  if (request.config_path.empty()) {
+    const std::filesystem::path config = workdir / "demo.yaml";
+    if (Status s = WriteFileAtomically(config, kDemoConfigText); !s.ok()) {
+      std::cerr << "error: cannot write the demo config: " << s.ToString() << "\n";
+      return kExitFailure;
     }
-    ++prepared;
+    request.config_path = config.string();
   }
-  std::printf("      %d cases prepared in %s (%.1f s so far)\n", prepared,
-              (workdir / "preprocessed").c_str(), SecondsSince(start));
+  request.data = data.string();
+  request.workdir = workdir / "run";
+  request.workers = static_cast<int>(*workers);
 
-  std::cout
-      << "\nThe whole method (stages 0-13: CLIP labels, classifier, CAM, AMDA, SAM pseudo-labels,\n"
-         "U-Net self-training with S3F, evaluation) runs through clisc plan + clisc\n"
-         "coordinator + clisc worker (README, \"Method stages 0-13\").\n"
-         "These parts are not built into this version of clisc yet:\n";
-  for (const char* stage : kMissingStages) std::cout << "  - " << stage << "\n";
-  std::cout << "The demo stops after data preparation; no results table or report is written.\n";
-  return kExitOk;
+  return ExecuteRun(request, InstallRunStopHandlers());
 }
 
 }  // namespace

@@ -15,23 +15,6 @@
 namespace clisc::cli {
 namespace {
 
-// ArgParser keeps one value per option, so the repeatable --set is taken out first.
-Status TakeOverrides(std::vector<std::string>& args, std::vector<std::string>& overrides) {
-  std::vector<std::string> rest;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i].rfind("--set=", 0) == 0) {
-      overrides.push_back(args[i].substr(6));
-    } else if (args[i] == "--set") {
-      if (i + 1 >= args.size()) return InvalidArgumentError("--set needs a value (KEY=VALUE)");
-      overrides.push_back(args[++i]);
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
-  args = std::move(rest);
-  return OkStatus();
-}
-
 void PrintErrorLines(const Status& status) {
   std::string message = status.message();
   size_t start = 0;
@@ -128,7 +111,7 @@ int RunPlan(const std::vector<std::string>& raw_args) {
           "\nexample:\n"
           "  clisc plan --config configs/demo.yaml --data /tmp/synth --out /tmp/plan.json\n");
   std::vector<std::string> args = raw_args, overrides;
-  if (Status s = TakeOverrides(args, overrides); !s.ok()) {
+  if (Status s = TakeRepeatedOption(args, "set", overrides); !s.ok()) {
     std::cerr << "error: clisc plan: " << s.message() << "\n";
     return kExitUsage;
   }

@@ -65,12 +65,16 @@ Status Coordinator::Start() {
   if (options_.plan_path) {
     ASSIGN_OR_RETURN(std::vector<TaskSpec> specs,
                      ReadTaskPlanFile(*options_.plan_path, options_.default_max_attempts));
-    ASSIGN_OR_RETURN(UpsertResult planned, scheduler_->Plan(specs));
+    UpsertOptions upsert;
+    upsert.replace_plan = options_.replace_plan;
+    upsert.retry_failed = options_.retry_failed;
+    ASSIGN_OR_RETURN(UpsertResult planned, scheduler_->Plan(specs, upsert));
     LogInfo("plan_loaded", {{"path", options_.plan_path->string()},
                             {"tasks", static_cast<int64_t>(specs.size())},
                             {"inserted", planned.inserted},
                             {"reused", planned.reused},
-                            {"reset", planned.reset}});
+                            {"reset", planned.reset},
+                            {"superseded", planned.superseded}});
   }
   RETURN_IF_ERROR(CheckArtifactsOnResume());
 

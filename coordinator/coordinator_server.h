@@ -45,6 +45,11 @@ struct CoordinatorOptions {
   std::string run_name;
   std::string bind = "tcp://127.0.0.1:5555";
   std::optional<std::filesystem::path> plan_path;  // a task graph to (re)plan at start-up
+  // Open tasks of the run that the plan no longer names are superseded (a changed config gave
+  // them new keys); finished ones stay, so returning to an earlier config reuses them.
+  bool replace_plan = false;
+  // Failed and blocked tasks of the plan get a fresh retry budget.
+  bool retry_failed = false;
   std::optional<std::filesystem::path> artifact_root;
   std::string config_yaml;  // recorded with the run
   std::string config_fingerprint;

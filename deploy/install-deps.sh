@@ -22,6 +22,7 @@ packages=(
   mricron-data
   # python tooling used by bench/ and fixture checks
   python3 python3-numpy python3-scipy python3-nibabel
+  chromium fonts-dejavu-core  # headless render check of the run report (tests/e2e)
 )
 
 if [[ "${1:-}" == "--with-bench" ]]; then
