@@ -123,6 +123,7 @@ class CamRole : public worker::Role {
     options.image_size = size;
     options.head_units = static_cast<int>(config.GetInt("classifier.head_units"));
     options.head_dropout = config.GetDouble("classifier.head_dropout");
+    options.global_pool = config.GetString("classifier.global_pool");
     options.lr = config.GetDouble("classifier.lr");
     options.lr_step_size = static_cast<int>(config.GetInt("classifier.lr_step_size"));
     options.lr_gamma = config.GetDouble("classifier.lr_gamma");
@@ -131,6 +132,14 @@ class CamRole : public worker::Role {
     options.seed = static_cast<uint64_t>(config.GetInt("classifier.seed"));
     options.loader_threads = static_cast<int>(config.GetInt("classifier.loader_threads"));
     options.checkpoint_every = static_cast<int>(config.GetInt("classifier.checkpoint_every"));
+    options.augment.enabled = config.GetBool("classifier.augment.enabled");
+    options.augment.flip = config.GetBool("classifier.augment.flip");
+    options.augment.zoom_min = config.GetDouble("classifier.augment.zoom_min");
+    options.augment.zoom_max = config.GetDouble("classifier.augment.zoom_max");
+    options.augment.shift = config.GetDouble("classifier.augment.shift");
+    options.augment.gamma = config.GetDouble("classifier.augment.gamma");
+    options.augment.contrast_min = config.GetDouble("classifier.augment.contrast_min");
+    options.augment.contrast_max = config.GetDouble("classifier.augment.contrast_max");
     if (auto pretrained = config.GetOptionalString("classifier.pretrained")) {
       options.pretrained = *pretrained;
     }
@@ -175,6 +184,7 @@ class CamRole : public worker::Role {
                           {"mode", config.GetString("mode")},
                           {"engine", engine->Describe()},
                           {"arch", options.arch},
+                          {"augment", options.augment.enabled},
                           {"train_slices", train.size()},
                           {"train_positives", positives},
                           {"valid_slices", valid.size()},
@@ -209,6 +219,7 @@ class CamRole : public worker::Role {
     options.image_size = static_cast<int>(config.GetInt("classifier.image_size"));
     options.head_units = static_cast<int>(config.GetInt("classifier.head_units"));
     options.head_dropout = config.GetDouble("classifier.head_dropout");
+    options.global_pool = config.GetString("classifier.global_pool");
     options.layer = config.GetString("cam.layer");
     options.device = task.context().device();
     options.precision = config.GetString("precision");

@@ -24,19 +24,37 @@ struct LabelledSlice {
   int label = 0;
 };
 
+// Random transforms of each training image (classifier.augment), drawn per image from (seed,
+// epoch, slice index) so a run and its resume see the same images. Off by default: the reference
+// trains on the plain images. Per-slice min-max scaling lets a classifier tell tumor slices by
+// the gray level of normal tissue alone; intensity jitter takes that shortcut away, and flips,
+// zoom and shift take away the brain's size and position.
+struct ClassifierAugmentation {
+  bool enabled = false;
+  bool flip = true;       // left-right and up-down, each with probability 1/2
+  double zoom_min = 0.7;  // scale factor, log-uniform in [zoom_min, zoom_max]
+  double zoom_max = 1.3;
+  double shift = 0.12;        // translation per axis, uniform in +-shift of the image side
+  double gamma = 0.7;         // intensity v^exp(U(-gamma, gamma)) on v in [0, 1] ...
+  double contrast_min = 0.5;  // ... times U(contrast_min, contrast_max), clipped to [0, 1]
+  double contrast_max = 1.5;
+};
+
 struct ClassifierTrainingOptions {
   std::string arch = "resnet50";  // classifier.arch: resnet50 | resnet18 | small
   int image_size = 224;
   int head_units = 256;
   double head_dropout = 0.5;
-  double lr = 1e-4;  // Adam
+  std::string global_pool = "avg";  // classifier.global_pool: avg (torchvision) | max
+  double lr = 1e-4;                 // Adam
   int lr_step_size = 7;
   double lr_gamma = 0.1;  // StepLR, stepped once per epoch
   int batch_size = 8;
   int epochs = 30;
   uint64_t seed = 42;
-  int loader_threads = 4;    // 0: batches are prepared on the training thread
-  int checkpoint_every = 1;  // epochs between resumable checkpoints
+  int loader_threads = 4;          // 0: batches are prepared on the training thread
+  int checkpoint_every = 1;        // epochs between resumable checkpoints
+  ClassifierAugmentation augment;  // training images only, not validation
   std::optional<std::filesystem::path> pretrained;  // ImageNet backbone weights (.pth)
   std::string device = "cpu";                       // cpu | cuda:N
   std::string precision = "fp32";                   // fp32 | bf16 | fp16
@@ -73,6 +91,7 @@ struct CamOptions {
   int image_size = 224;
   int head_units = 256;
   double head_dropout = 0.5;
+  std::string global_pool = "avg";
   std::string layer = "layer3";  // cam.layer
   std::string device = "cpu";
   std::string precision = "fp32";

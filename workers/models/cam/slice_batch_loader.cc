@@ -7,11 +7,15 @@
 #include <cstring>
 #include <utility>
 
+#include "workers/models/cam/slice_augmentation.h"
+
 namespace clisc::models {
 
 SliceBatch AssembleSliceBatch(const std::vector<roles::LabelledSlice>& slices,
                               const std::vector<int64_t>& order, size_t first, size_t count,
-                              int image_size, bool pin_memory) {
+                              int image_size, bool pin_memory,
+                              const SliceBatchAugmentation* augmentation) {
+  const bool augment = augmentation != nullptr && augmentation->options.enabled;
   const int64_t plane = static_cast<int64_t>(image_size) * image_size;
   const auto batch = static_cast<int64_t>(count);
   SliceBatch out;
@@ -21,10 +25,19 @@ SliceBatch AssembleSliceBatch(const std::vector<roles::LabelledSlice>& slices,
   float* images = out.images.data_ptr<float>();
   int64_t* labels = out.labels.data_ptr<int64_t>();
   for (int64_t i = 0; i < batch; ++i) {
-    const roles::LabelledSlice& slice = slices[static_cast<size_t>(order[first + i])];
+    const int64_t index = order[first + i];
+    const roles::LabelledSlice& slice = slices[static_cast<size_t>(index)];
     float* channel0 = images + i * 3 * plane;
-    // ToTensor's float32 division by 255 (the same correctly rounded quotient as torch's div).
-    for (int64_t p = 0; p < plane; ++p) channel0[p] = static_cast<float>(slice.pixels[p]) / 255.0f;
+    if (augment) {
+      const SliceAugmentationDraw draw = DrawSliceAugmentation(
+          augmentation->options, image_size, augmentation->seed, augmentation->epoch, index);
+      ApplySliceAugmentation(slice.pixels.data(), image_size, draw, channel0);
+    } else {
+      // ToTensor's float32 division by 255 (the same correctly rounded quotient as torch's div).
+      for (int64_t p = 0; p < plane; ++p) {
+        channel0[p] = static_cast<float>(slice.pixels[p]) / 255.0f;
+      }
+    }
     std::memcpy(channel0 + plane, channel0, sizeof(float) * plane);
     std::memcpy(channel0 + 2 * plane, channel0, sizeof(float) * plane);
     labels[i] = slice.label;
@@ -59,8 +72,8 @@ SliceBatchLoader::~SliceBatchLoader() {
 SliceBatch SliceBatchLoader::Build(size_t batch) const {
   const size_t first = batch * static_cast<size_t>(options_.batch_size);
   const size_t count = std::min<size_t>(options_.batch_size, order_.size() - first);
-  return AssembleSliceBatch(slices_, order_, first, count, options_.image_size,
-                            options_.pin_memory);
+  return AssembleSliceBatch(slices_, order_, first, count, options_.image_size, options_.pin_memory,
+                            options_.augmentation ? &*options_.augmentation : nullptr);
 }
 
 void SliceBatchLoader::Work(size_t lane) {

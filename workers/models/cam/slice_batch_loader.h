@@ -24,18 +24,29 @@ struct SliceBatch {
   torch::Tensor labels;  // [B] int64
 };
 
+// Random transforms of the training images (slice_augmentation.h): slice i of the slices vector
+// gets DrawSliceAugmentation(options, image_size, seed, epoch, i), wherever it lands in the order.
+struct SliceBatchAugmentation {
+  roles::ClassifierAugmentation options;
+  uint64_t seed = 0;
+  int epoch = 0;
+};
+
 struct SliceBatchLoaderOptions {
   int image_size = 224;
   int batch_size = 8;  // the last batch may be smaller (drop_last = false)
   int threads = 0;
   int queued_batches_per_thread = 2;
   bool pin_memory = false;  // page-locked host tensors for asynchronous copies to a GPU
+  std::optional<SliceBatchAugmentation> augmentation;  // none (or disabled): plain images
 };
 
-// The batch of slices[order[first]] .. slices[order[first + count - 1]].
+// The batch of slices[order[first]] .. slices[order[first + count - 1]], augmented when
+// `augmentation` is given and enabled.
 SliceBatch AssembleSliceBatch(const std::vector<roles::LabelledSlice>& slices,
                               const std::vector<int64_t>& order, size_t first, size_t count,
-                              int image_size, bool pin_memory = false);
+                              int image_size, bool pin_memory = false,
+                              const SliceBatchAugmentation* augmentation = nullptr);
 
 // One pass over `order`. The slices must outlive the loader and have image_size^2 pixels each.
 class SliceBatchLoader {

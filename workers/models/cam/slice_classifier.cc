@@ -85,6 +85,13 @@ StatusOr<SliceClassifierOptions> SliceClassifierOptionsFor(std::string_view arch
   return options;
 }
 
+StatusOr<SliceClassifierOptions::GlobalPool> ParseGlobalPool(std::string_view name) {
+  if (name == "avg") return SliceClassifierOptions::GlobalPool::kAverage;
+  if (name == "max") return SliceClassifierOptions::GlobalPool::kMax;
+  return InvalidArgumentError("classifier: unknown global_pool '" + std::string(name) +
+                              "' (expected avg or max)");
+}
+
 BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t planes, int64_t stride) {
   conv1_ = register_module("conv1", Conv(in_channels, planes, 3, stride));
   bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
@@ -182,6 +189,9 @@ torch::Tensor SliceClassifierImpl::Stem(const torch::Tensor& x) {
 }
 
 torch::Tensor SliceClassifierImpl::Head(const torch::Tensor& features) {
+  if (options_.global_pool == SliceClassifierOptions::GlobalPool::kMax) {
+    return fc_->forward(std::get<0>(torch::adaptive_max_pool2d(features, {1, 1})));
+  }
   return fc_->forward(torch::adaptive_avg_pool2d(features, {1, 1}));
 }
 

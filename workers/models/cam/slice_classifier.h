@@ -37,7 +37,15 @@ struct SliceClassifierOptions {
   int64_t num_classes = 2;
   int64_t head_units = 256;
   double head_dropout = 0.5;
+  // The pooling between the last stage and the head. torchvision and CLISC average; a max makes
+  // the tumor logit follow the strongest local evidence, which a small net trained briefly on
+  // few positives learns where an average of mostly normal tissue does not.
+  enum class GlobalPool { kAverage, kMax };
+  GlobalPool global_pool = GlobalPool::kAverage;
 };
+
+// `classifier.global_pool`: "avg" or "max"; INVALID_ARGUMENT otherwise.
+StatusOr<SliceClassifierOptions::GlobalPool> ParseGlobalPool(std::string_view name);
 
 // Options for `classifier.arch`: "resnet50", "resnet18" or "small"; INVALID_ARGUMENT otherwise.
 StatusOr<SliceClassifierOptions> SliceClassifierOptionsFor(std::string_view arch,
@@ -74,8 +82,8 @@ class BottleneckImpl : public torch::nn::Module {
 TORCH_MODULE(Bottleneck);
 
 // stem (conv1, bn1, ReLU, 3x3 max pool, stride 4 in all) -> layer1..layer4 (strides 1, 2, 2, 2)
-// -> global average pool -> fc. A 224 input gives 56, 28, 14 and 7 pixel stages, for the small
-// net too, so `cam.layer` means the same resolution for every arch.
+// -> global average (or max) pool -> fc. A 224 input gives 56, 28, 14 and 7 pixel stages, for the
+// small net too, so `cam.layer` means the same resolution for every arch.
 class SliceClassifierImpl : public torch::nn::Module {
  public:
   // Constructors throw (c10::Error) on invalid options; MakeSliceClassifier checks them first.

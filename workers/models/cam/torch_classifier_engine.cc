@@ -18,6 +18,7 @@
 #include "workers/models/cam/classifier_input.h"
 #include "workers/models/cam/classifier_training_checkpoint.h"
 #include "workers/models/cam/layer_cam.h"
+#include "workers/models/cam/slice_augmentation.h"
 #include "workers/models/cam/slice_batch_loader.h"
 #include "workers/models/cam/slice_classifier.h"
 #include "workers/models/checkpoint_writer.h"
@@ -44,7 +45,7 @@ Status CheckTrainingOptions(const ClassifierTrainingOptions& o) {
         "classifier training: image_size, batch_size, epochs, lr_step_size, checkpoint_every and "
         "head_units must be >= 1, loader_threads >= 0, lr > 0 and head_dropout in [0, 1)");
   }
-  return OkStatus();
+  return CheckAugmentation(o.augment);
 }
 
 Status CheckSlices(const std::vector<LabelledSlice>& slices, int image_size, const char* set) {
@@ -71,6 +72,9 @@ std::string Fingerprint(const ClassifierTrainingOptions& o, size_t train, size_t
       << o.batch_size << " seed " << o.seed << " pretrained "
       << (o.pretrained ? o.pretrained->filename().string() : "none") << " train " << train
       << " valid " << valid;
+  // Unaugmented runs keep the fingerprint they always had, so their checkpoints still resume.
+  if (o.augment.enabled) out << " augment " << DescribeAugmentation(o.augment);
+  if (o.global_pool != "avg") out << " pool " << o.global_pool;
   return out.str();
 }
 
@@ -176,6 +180,7 @@ StatusOr<TrainingReport> TorchClassifierEngine::TrainOrThrow(
   ASSIGN_OR_RETURN(SliceClassifierOptions architecture, SliceClassifierOptionsFor(options.arch));
   architecture.head_units = options.head_units;
   architecture.head_dropout = options.head_dropout;
+  ASSIGN_OR_RETURN(architecture.global_pool, ParseGlobalPool(options.global_pool));
 
   torch::manual_seed(options.seed);
   ASSIGN_OR_RETURN(SliceClassifier model, MakeSliceClassifier(architecture));
@@ -217,6 +222,9 @@ StatusOr<TrainingReport> TorchClassifierEngine::TrainOrThrow(
     const double lr = LearningRateOfEpoch(options, epoch);
     for (auto& group : optimizer.param_groups()) {
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    }
+    if (options.augment.enabled) {
+      loader_options.augmentation = SliceBatchAugmentation{options.augment, options.seed, epoch};
     }
     SliceBatchLoader loader(train, ShuffledOrder(train.size(), options.seed, epoch),
                             loader_options);
@@ -305,11 +313,13 @@ TorchClassifierEngine::Classifier(const std::filesystem::path& path,
                                   const roles::CamOptions& options, const torch::Device& device) {
   ASSIGN_OR_RETURN(std::string file_key, ClassifierCache::FileKey(path, "classifier weights"));
   std::ostringstream key;
-  key << file_key << options.arch << '|' << options.head_units << '|' << device.str();
+  key << file_key << options.arch << '|' << options.head_units << '|' << options.global_pool << '|'
+      << device.str();
   return cache_.Get(key.str(), [&]() -> StatusOr<SliceClassifier> {
     ASSIGN_OR_RETURN(SliceClassifierOptions architecture, SliceClassifierOptionsFor(options.arch));
     architecture.head_units = options.head_units;
     architecture.head_dropout = options.head_dropout;
+    ASSIGN_OR_RETURN(architecture.global_pool, ParseGlobalPool(options.global_pool));
     ASSIGN_OR_RETURN(SliceClassifier model, MakeSliceClassifier(architecture));
     RETURN_IF_ERROR(LoadClassifierWeights(*model, path));
     model->to(device);

@@ -193,6 +193,30 @@ TEST_F(SliceClassifierTest, FactoryRejectsBadOptions) {
   EXPECT_TRUE(SliceClassifierImpl::IsStageName("layer2"));
 }
 
+TEST_F(SliceClassifierTest, MaxGlobalPoolFeedsTheHeadTheStrongestPosition) {
+  EXPECT_EQ(*ParseGlobalPool("avg"), SliceClassifierOptions::GlobalPool::kAverage);
+  EXPECT_EQ(*ParseGlobalPool("max"), SliceClassifierOptions::GlobalPool::kMax);
+  EXPECT_EQ(ParseGlobalPool("sum").status().code(), StatusCode::kInvalidArgument);
+  auto options = SliceClassifierOptionsFor("small");
+  ASSERT_TRUE(options.ok());
+  options->global_pool = SliceClassifierOptions::GlobalPool::kMax;
+  torch::manual_seed(3);
+  auto made = MakeSliceClassifier(*options);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  SliceClassifier model = *made;
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::rand({2, 3, 64, 64});
+  const torch::Tensor features = model->ForwardToStage(x, "layer4");
+  const torch::Tensor pooled = features.amax({2, 3});
+  const torch::Tensor expected =
+      model->named_modules()["fc"]->as<torch::nn::Sequential>()->forward(pooled);
+  EXPECT_TRUE(torch::allclose(model->forward(x), expected, 1e-6, 1e-6));
+  // The CAM split still reproduces the whole pass.
+  EXPECT_TRUE(torch::allclose(model->ForwardFromStage(model->ForwardToStage(x, "layer2"), "layer2"),
+                              expected, 1e-6, 1e-6));
+}
+
 TEST_F(SliceClassifierTest, ImageNetWeightsLoadIntoTheBackboneAndSkipFc) {
   SliceClassifier model = Make("resnet18");
   const StateDict weights = TorchvisionStyleWeights(model);
