@@ -23,6 +23,9 @@ packages=(
   # python tooling used by bench/ and fixture checks
   python3 python3-numpy python3-scipy python3-nibabel
   chromium fonts-dejavu-core  # headless render check of the run report (tests/e2e)
+  # deployment tests: a private one-node Slurm for deploy/slurm (tests/e2e/slurm), offline
+  # validation of deploy/k8s (tests/e2e/k8s), shell script lint; systemd-analyze comes with systemd
+  slurm-wlm munge python3-yaml python3-jsonschema shellcheck systemd
 )
 
 if [[ "${1:-}" == "--with-bench" ]]; then
@@ -55,4 +58,11 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # redis-server's package starts a system instance; the project runs its own on chosen ports.
+# The munge, slurmctld and slurmd packages enable system services too: the Slurm test runs its own
+# daemons with private keys, ports and state, so the system ones are stopped and disabled.
+for service in slurmctld slurmd munge; do
+  if [[ " ${missing[*]} " == *" ${service} "* || " ${missing[*]} " == *" slurm-wlm "* ]]; then
+    "${sudo_cmd[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+  fi
+done
 echo "install-deps: done"
