@@ -34,6 +34,10 @@ int RunRun(const std::vector<std::string>& raw_args) {
               "status endpoint (/api/status, /metrics, /healthz; default: a free loopback port; "
               "0.0.0.0:8470 with --coordinator-only); off disables it and the progress lines")
       .Option("redis", "URL", "mirror the live view to Redis (default: runtime.redis_url)")
+      .Option("curve-key", "FILE",
+              "cluster mode: the coordinator's CurveZMQ key file (clisc keygen); needs "
+              "--curve-allow")
+      .Option("curve-allow", "PATH", "cluster mode: allow-list of worker public keys")
       .Flag("resume", "require an existing run in the workdir (a second run resumes anyway)")
       .Flag("coordinator-only", "cluster mode: start no workers; wait for remote ones")
       .Flag("retry-failed", "give failed tasks and the cases they excluded a fresh retry budget")
@@ -68,6 +72,17 @@ int RunRun(const std::vector<std::string>& raw_args) {
   }
   if (*workers < 1 || *workers > 64) {
     std::cerr << "error: clisc run: --workers must be 1 to 64\n";
+    return kExitUsage;
+  }
+  request.curve_key = parser.Get("curve-key");
+  request.curve_allow = parser.Get("curve-allow");
+  if (request.curve_key.empty() != request.curve_allow.empty()) {
+    std::cerr << "error: clisc run: --curve-key and --curve-allow go together\n";
+    return kExitUsage;
+  }
+  if (!request.curve_key.empty() && !request.coordinator_only) {
+    std::cerr << "error: clisc run: CurveZMQ keys are for cluster mode (--coordinator-only); "
+                 "local workers talk over the loopback\n";
     return kExitUsage;
   }
   request.workers = request.coordinator_only ? 0 : static_cast<int>(*workers);

@@ -166,6 +166,8 @@ int ExecuteRun(const RunRequest& request, const std::atomic<bool>& stop) {
   options.binary = *binary;
   options.retry_failed = request.retry_failed;
   options.redis_url = request.redis;
+  options.curve_key = request.curve_key;
+  options.curve_allow = request.curve_allow;
   if (request.coordinator_only) {
     options.bind = request.bind.empty() ? "tcp://0.0.0.0:5555" : request.bind;
     options.http = request.http.empty() ? "0.0.0.0:8470" : request.http;

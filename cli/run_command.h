@@ -22,6 +22,8 @@ struct RunRequest {
   std::string http;    // empty: a free loopback port (local), 0.0.0.0:8470 (cluster); "off"
   std::string redis;   // empty: runtime.redis_url
   std::string device;  // empty: the config's device
+  // CurveZMQ for cluster mode: the coordinator's key file and the workers' allow-list.
+  std::string curve_key, curve_allow;
   bool retry_failed = false;
   bool write_report = true;
 };

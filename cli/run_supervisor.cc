@@ -55,6 +55,10 @@ std::vector<std::string> CoordinatorArgs(const RunWorkdir& workdir,
     args.push_back("--redis");
     args.push_back(options.redis_url);
   }
+  if (!options.curve_key.empty()) {
+    args.insert(args.end(), {"--curve-key", options.curve_key, "--curve-allow",
+                             options.curve_allow});
+  }
   return args;
 }
 

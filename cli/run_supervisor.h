@@ -22,6 +22,7 @@ struct SupervisorOptions {
   std::string connect;           // the endpoint local workers connect to
   std::string http;              // the coordinator's status endpoint, host:port
   std::string redis_url;         // optional
+  std::string curve_key, curve_allow;  // optional, both or none (cluster mode)
   bool retry_failed = false;
   // Local workers: one process each, all roles, one device each (empty: none given).
   std::vector<std::string> worker_devices;

@@ -276,7 +276,7 @@ TEST(ConfigTest, ToYamlRoundTripsInSchemaOrder) {
   EXPECT_LT(yaml.find("\ndata:"), yaml.find("\nclip:"));
   EXPECT_LT(yaml.find("\nclip:"), yaml.find("\nruntime:"));
   EXPECT_TRUE(Contains(yaml, "  lr: 0.001\n"));
-  EXPECT_TRUE(Contains(yaml, "  patch_size: [64, 64, 64]\n"));
+  EXPECT_TRUE(Contains(yaml, "  patch_size: [32, 32, 32]\n"));
 }
 
 TEST(ConfigTest, ToJsonIsNested) {
